@@ -1,0 +1,109 @@
+"""Finding problems: folders under problems/, solutions/, graders/ of one root."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .schema import Problem, ProblemFormatError, load_problem
+
+
+class UnknownProblem(LookupError):
+    pass
+
+
+def default_root() -> Path:
+    """The folder holding problems/, solutions/ and graders/: $GRADER_ROOT or this checkout."""
+    env = os.environ.get("GRADER_ROOT")
+    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ProblemDir:
+    root: Path
+    key: str  # NNN-slug
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "problems" / self.key
+
+    @property
+    def solution_file(self) -> Path:
+        return self.root / "solutions" / self.key / "solution.py"
+
+    @property
+    def grader_dir(self) -> Path:
+        return self.root / "graders" / self.key
+
+    @property
+    def public_tests(self) -> Path:
+        return self.folder / "tests"
+
+    @property
+    def starter(self) -> Path:
+        return self.folder / "starter.py"
+
+    @property
+    def notebook(self) -> Path:
+        return self.folder / f"{self.key}.ipynb"
+
+    @cached_property
+    def meta(self) -> Problem:
+        return load_problem(self.folder / "problem.toml")
+
+    def text(self, name: str) -> str:
+        path = self.folder / name
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+class Catalogue:
+    def __init__(self, root: Path | None = None):
+        self.root = (root or default_root()).resolve()
+
+    def keys(self) -> list[str]:
+        base = self.root / "problems"
+        if not base.is_dir():
+            return []
+        found = [p.name for p in base.iterdir() if (p / "problem.toml").is_file()]
+        return sorted(found, key=lambda k: (int(k.split("-", 1)[0]) if k.split("-", 1)[0].isdigit() else 10**9, k))
+
+    def problems(self) -> list[ProblemDir]:
+        return [ProblemDir(self.root, k) for k in self.keys()]
+
+    def get(self, ident: str | int) -> ProblemDir:
+        """Resolve `413` or `413-forward-process` (or the bare slug)."""
+        ident = str(ident).strip()
+        keys = self.keys()
+        matches = [k for k in keys if k == ident or k.split("-", 1)[0] == ident or k.split("-", 1)[-1] == ident]
+        if len(matches) != 1:
+            known = ", ".join(keys) or "none"
+            raise UnknownProblem(f"no problem {ident!r} (known: {known})")
+        return ProblemDir(self.root, matches[0])
+
+
+def find_problem_for_path(path: Path) -> ProblemDir | None:
+    """The problem a test file or working folder belongs to, by walking up to a problem.toml."""
+    path = path.resolve()
+    for parent in [path, *path.parents]:
+        if parent.parent.name in ("problems", "graders", "solutions"):
+            root = parent.parent.parent
+            if (root / "problems" / parent.name / "problem.toml").is_file():
+                return ProblemDir(root, parent.name)
+        toml = parent / "problem.toml"
+        if toml.is_file() and parent.parent.name != "problems":
+            # a solver's working folder: `grader start` copies problem.toml there
+            try:
+                key = load_problem_key(toml)
+            except ProblemFormatError:
+                return None
+            cat = Catalogue()
+            return cat.get(key) if key in cat.keys() else None
+    return None
+
+
+def load_problem_key(toml: Path) -> str:
+    import tomllib
+
+    data = tomllib.loads(toml.read_text(encoding="utf-8"))
+    return f"{data['id']}-{data['slug']}"

@@ -1,0 +1,247 @@
+"""The `grader` command."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+from .catalogue import Catalogue, ProblemDir, UnknownProblem, find_problem_for_path
+from .schema import ProblemFormatError
+
+app = typer.Typer(help="Graded exercises for ML papers: list, read, solve, test and submit problems.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "memory": "yellow",
+                "crashed": "magenta", "invalid": "magenta", "skipped": "dim"}
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def problem_or_exit(ident: str) -> ProblemDir:
+    try:
+        pdir = Catalogue().get(ident)
+        pdir.meta  # noqa: B018 - validate now, for a clear message
+        return pdir
+    except (UnknownProblem, ProblemFormatError) as exc:
+        fail(str(exc))
+
+
+@app.command("list")
+def list_problems(as_json: bool = typer.Option(False, "--json", help="machine-readable output")):
+    """List the problems."""
+    rows = []
+    for pdir in Catalogue().problems():
+        try:
+            m = pdir.meta
+        except ProblemFormatError as exc:
+            err.print(f"[yellow]skipping[/] {exc}")
+            continue
+        rows.append({"id": m.id, "slug": m.slug, "key": m.key, "title": m.title, "difficulty": m.difficulty.value,
+                     "tags": m.tags, "framework": m.framework, "device": m.device})
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(title="Problems")
+    for col in ("#", "title", "difficulty", "tags"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["id"]), r["title"], r["difficulty"], ", ".join(r["tags"]))
+    console.print(table)
+
+
+@app.command()
+def show(ident: str = typer.Argument(..., metavar="ID"),
+         learn: bool = typer.Option(False, "--learn", help="also show the background"),
+         hints: bool = typer.Option(False, "--hints", help="also show the hints")):
+    """Show a problem's statement."""
+    pdir = problem_or_exit(ident)
+    m = pdir.meta
+    console.print(f"[bold]{m.id}. {m.title}[/]  [cyan]{m.difficulty.value}[/]  {', '.join(m.tags)}")
+    console.print(f"[dim]{m.paper.title} - {m.paper.section}[/]")
+    console.print(Markdown(pdir.text("statement.md")))
+    for flag, name in ((learn, "learn.md"), (hints, "hints.md")):
+        if flag:
+            console.rule(name)
+            console.print(Markdown(pdir.text(name)))
+    console.print(f"\nStart with: [bold]grader start {m.key}[/]")
+
+
+@app.command()
+def start(ident: str = typer.Argument(..., metavar="ID"), directory: Optional[Path] = typer.Argument(None, metavar="DIR")):
+    """Copy the starter (as solution.py), public tests and notebook into a working folder."""
+    from .workspace import make_workspace
+
+    pdir = problem_or_exit(ident)
+    target = directory or Path(pdir.key)
+    try:
+        written = make_workspace(pdir, target)
+    except FileExistsError as exc:
+        fail(str(exc))
+    for path in written:
+        console.print(f"  wrote {path}")
+    console.print(f"\nEdit [bold]{target / 'solution.py'}[/], then:\n"
+                  f"  grader test {target}\n  grader submit {pdir.key} {target / 'solution.py'}")
+
+
+def _problem_for_file(path: Path, ident: Optional[str]) -> ProblemDir:
+    if ident:
+        return problem_or_exit(ident)
+    found = find_problem_for_path(path if path.is_dir() else path.parent)
+    if found is None:
+        fail(f"cannot tell which problem {path} is for: pass --problem ID")
+    return found
+
+
+@app.command()
+def test(path: Path = typer.Argument(..., metavar="FILE_OR_DIR"),
+         ident: Optional[str] = typer.Option(None, "--problem", help="problem ID")):
+    """Run the public tests on your code, in this process (it is your own code)."""
+    from .grading import GradingError, grade
+
+    pdir = _problem_for_file(path, ident)
+    file = path / "solution.py" if path.is_dir() else path
+    try:
+        result = grade(pdir, file, "inprocess", unsafe_inprocess=True, hidden=False)
+    except GradingError as exc:
+        fail(str(exc))
+    print_result(result)
+    raise typer.Exit(0 if result.score == result.max_score else 1)
+
+
+@app.command()
+def submit(ident: str = typer.Argument(..., metavar="ID"), file: Path = typer.Argument(..., metavar="FILE"),
+           as_json: bool = typer.Option(False, "--json", help="print the result record as JSON"),
+           backend: str = typer.Option("local", "--backend", help="sandbox: local (bubblewrap) or docker"),
+           db: Optional[str] = typer.Option(None, "--db", envvar="GRADER_DB_URL", help="gradebook database URL"),
+           export: Optional[str] = typer.Option(None, "--format", help="with --json: gradescope or exercism")):
+    """Grade a file with the public and hidden tests in the sandbox and store the result."""
+    from .gradebook import Gradebook
+    from .grading import GradingError, submit as run_submit
+    from .results import to_exercism, to_gradescope
+
+    pdir = problem_or_exit(ident)
+    if backend not in ("local", "docker"):
+        fail(f"--backend must be local or docker, not {backend!r}")
+    if not file.exists():
+        fail(f"{file}: no such file")
+    with console.status(f"grading {file.name} on {pdir.key} ({backend} sandbox)...", spinner="dots") \
+            if not as_json else _nullcontext():
+        try:
+            result = run_submit(pdir, file, Gradebook(db), backend)
+        except GradingError as exc:
+            fail(f"grading failed (the submission is stored, marked failed): {exc}", code=3)
+    if as_json:
+        record = {"gradescope": to_gradescope, "exercism": to_exercism}.get(export or "", None)
+        print(json.dumps(record(result) if record else result.model_dump(), indent=2))
+    else:
+        print_result(result)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def print_result(result) -> None:
+    table = Table(title=f"{result.problem}: {result.score:g} / {result.max_score:g}", show_lines=False)
+    table.add_column("test")
+    table.add_column("verdict")
+    table.add_column("points", justify="right")
+    table.add_column("message", overflow="fold")
+    for t in result.tests:
+        name = t.name + (" [dim](hidden)[/]" if t.visibility == "hidden" else "")
+        table.add_row(name, f"[{STATUS_STYLE.get(t.status, '')}]{t.status}[/]", f"{t.score:g}/{t.max_score:g}",
+                      t.message)
+    console.print(table)
+    sub = f"submission #{result.submission_id}, " if result.submission_id else ""
+    console.print(f"[dim]{sub}{result.backend} backend, {result.duration_s:.1f} s[/]")
+
+
+@app.command()
+def results(ident: Optional[str] = typer.Argument(None, metavar="[ID]"),
+            as_json: bool = typer.Option(False, "--json"),
+            db: Optional[str] = typer.Option(None, "--db", envvar="GRADER_DB_URL")):
+    """Your submission history from the gradebook."""
+    from .gradebook import Gradebook
+
+    key = problem_or_exit(ident).key if ident else None
+    rows = Gradebook(db).history(key)
+    if as_json:
+        print(json.dumps([{"id": r.id, "problem": r.problem, "status": r.status, "score": r.score,
+                           "max_score": r.max_score, "sha256": r.sha256, "filename": r.filename,
+                           "created_at": r.created_at.isoformat()} for r in rows], indent=2))
+        return
+    table = Table(title="Submissions")
+    for col in ("#", "when (UTC)", "problem", "file", "status", "score"):
+        table.add_column(col)
+    for r in rows:
+        score = f"{r.score:g}/{r.max_score:g}" if r.score is not None else "-"
+        table.add_row(str(r.id), r.created_at.strftime("%Y-%m-%d %H:%M:%S"), r.problem, r.filename, r.status, score)
+    console.print(table)
+
+
+@app.command()
+def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...]"),
+             backend: str = typer.Option("local", "--backend"),
+             unsafe_inprocess: bool = typer.Option(False, "--unsafe-inprocess",
+                                                   help="run the reference, starter and mutants in this process")):
+    """Check problems: metadata, files, statement, example, reference, starter, mutants."""
+    from .validate import validate as run_validate
+
+    pdirs = [problem_or_exit(i) for i in idents] if idents else Catalogue().problems()
+    all_ok = True
+    for pdir in pdirs:
+        with console.status(f"validating {pdir.key}..."):
+            report = run_validate(pdir, "inprocess" if unsafe_inprocess else backend, unsafe=unsafe_inprocess)
+        console.print(f"[bold]{pdir.key}[/]")
+        for c in report.checks:
+            mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
+            console.print(f"  {mark} {c.name}" + (f"  [dim]{c.detail}[/]" if c.detail else ""), highlight=False)
+        all_ok &= report.ok
+    raise typer.Exit(0 if all_ok else 1)
+
+
+@app.command()
+def new(ident: int = typer.Argument(..., metavar="ID"), slug: str = typer.Argument(..., metavar="SLUG"),
+        title: str = typer.Option("TODO title", "--title")):
+    """Scaffold a problem folder (problems/, solutions/, graders/) for an instructor to fill in."""
+    from .workspace import scaffold_problem
+
+    try:
+        written = scaffold_problem(Catalogue().root, ident, slug, title)
+    except (FileExistsError, ValueError) as exc:
+        fail(str(exc))
+    for path in written:
+        console.print(f"  wrote {path}")
+    console.print(f"\nFill them in, then run: grader validate {ident}")
+
+
+@app.command()
+def bench(ident: str = typer.Argument("413", metavar="ID"), repeats: int = typer.Option(5, "--repeats")):
+    """Time grading the reference through the sandbox vs the same tests in-process."""
+    from .bench import grading_overhead
+
+    grading_overhead(problem_or_exit(ident), repeats, console)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,202 @@
+"""The sandboxed worker: imports the solver's module and runs calls sent by the trusted grader.
+
+Run as `python -m runner.worker LIMITS_JSON` inside the sandbox, talking over its stdin and stdout;
+it first moves those away so that whatever the solver prints goes to stderr, not into the protocol.
+It applies its resource limits, drops root if it has it, imports the framework, then answers:
+  {"op": "load", "path", "functions"}          import the submission and check its names/signatures
+  {"op": "call", "target", "method", "args", "kwargs"}
+  {"op": "release", "ref"}
+Responses: {"ok": true, "value"} or {"ok": false, "kind", "type", "message", "frames"}.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import os
+import resource
+import sys
+import traceback
+
+from runner import wire
+
+MEMORY_HINTS = ("not enough memory", "can't allocate memory", "cannot allocate memory", "bad_alloc",
+                "out of memory")
+
+
+def apply_limits(limits: dict) -> None:
+    mb = 1 << 20
+    settings = [
+        (resource.RLIMIT_AS, limits["memory_mb"] * mb),
+        (resource.RLIMIT_CPU, limits["cpu_s"]),
+        (resource.RLIMIT_FSIZE, limits["file_size_mb"] * mb),
+        (resource.RLIMIT_NPROC, limits["processes"]),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    for which, value in settings:
+        hard = value + 1 if which == resource.RLIMIT_CPU else value
+        resource.setrlimit(which, (value, hard))
+    if os.getuid() == 0:
+        # root is exempt from RLIMIT_NPROC and could undo the limits: become nobody.
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+
+class Worker:
+    def __init__(self):
+        self.module = None
+        self.path = None
+        self.objects: dict[int, object] = {}
+        self.generators: dict[int, object] = {}
+        self.handles: dict[str, object] = {}
+        self.next_ref = 0
+
+    # -- requests
+    def handle(self, request: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
+        op = request.get("op")
+        try:
+            if op == "load":
+                return self.load(request), []
+            if op == "call":
+                return self.call(request, buffers)
+            if op == "release":
+                self.objects.pop(request.get("ref"), None)
+                return {"ok": True, "value": None}, []
+            return {"ok": False, "kind": "protocol", "message": f"unknown op {op!r}"}, []
+        except BaseException as exc:  # noqa: BLE001 - everything the solver raises is reported
+            return self.failure(exc), []
+
+    def load(self, request: dict) -> dict:
+        self.path = request["path"]
+        spec = importlib.util.spec_from_file_location("submission", self.path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["submission"] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as exc:  # noqa: BLE001
+            failure = self.failure(exc)
+            failure["kind"] = "memory" if failure["kind"] == "memory" else "invalid"
+            failure["message"] = f"importing the submission raised {failure['type']}: {failure['message']}"
+            return failure
+        problems = [p for spec in request.get("functions", []) if (p := check_signature(module, spec))]
+        if problems:
+            return {"ok": False, "kind": "invalid", "type": "SignatureError", "message": "; ".join(problems),
+                    "frames": []}
+        self.module = module
+        for name, spec in request.get("handles", {}).items():
+            self.handles[name] = build_handle(spec)
+        return {"ok": True, "value": None}
+
+    def call(self, request: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
+        target = request.get("target")
+        if isinstance(target, str):
+            fn = getattr(self.module, target)
+        else:
+            obj = self.objects.get(target.get("ref") if isinstance(target, dict) else None)
+            if obj is None:
+                return {"ok": False, "kind": "protocol", "message": "that object no longer exists"}, []
+            fn = obj
+        if request.get("method"):
+            fn = getattr(fn, request["method"])
+        args = wire.decode(request.get("args", []), buffers, self.resolve)
+        kwargs = wire.decode(request.get("kwargs", {"__dict__": []}), buffers, self.resolve)
+        result = fn(*args, **kwargs)
+        out: list[bytes] = []
+        try:
+            value = wire.encode(result, out)
+        except wire.Unencodable:
+            if isinstance(result, (list, tuple, dict)):
+                raise
+            self.next_ref += 1
+            self.objects[self.next_ref] = result
+            out = []
+            value = wire.encode(wire.RemoteRef(self.next_ref, type(result).__name__), out)
+        return {"ok": True, "value": value}, out
+
+    def resolve(self, tag: str, node: dict):
+        if tag == "__generator__":
+            gen = self.generators.get(node["__generator__"])
+            if gen is None:
+                import torch
+
+                gen = torch.Generator(device=node.get("device", "cpu")).manual_seed(int(node["seed"]))
+                self.generators[node["__generator__"]] = gen
+            return gen
+        if tag == "__remote__":
+            return self.objects[node["__remote__"]]
+        if tag == "__handle__":
+            return self.handles[node["__handle__"]]
+        raise wire.WireError(tag)
+
+    def failure(self, exc: BaseException) -> dict:
+        kind = "error"
+        text = str(exc)
+        if isinstance(exc, MemoryError) or any(h in text.lower() for h in MEMORY_HINTS):
+            kind = "memory"
+        frames = [
+            {"line": f.lineno, "function": f.name, "code": (f.line or "").strip()}
+            for f in traceback.extract_tb(exc.__traceback__)
+            if self.path and f.filename == self.path
+        ]
+        return {"ok": False, "kind": kind, "type": type(exc).__name__, "message": text[:2000], "frames": frames}
+
+
+def check_signature(module, spec: dict) -> str | None:
+    """A message when the module lacks the name or it cannot take the stated parameters."""
+    name = spec["name"]
+    obj = getattr(module, name, None)
+    if obj is None:
+        return f"{name} is not defined"
+    if spec.get("kind") == "class":
+        if not inspect.isclass(obj):
+            return f"{name} should be a class"
+        missing = [m for m in spec.get("methods", []) if not callable(getattr(obj, m, None))]
+        if missing:
+            return f"{name} has no method {', '.join(missing)}"
+    elif not callable(obj):
+        return f"{name} should be a function"
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    try:
+        sig.bind(**{p: None for p in spec.get("params", [])})
+    except TypeError as exc:
+        return f"{name}{sig}: does not take the parameters ({', '.join(spec.get('params', []))}): {exc}"
+    return None
+
+
+def build_handle(spec: dict):
+    """Objects that exist only inside the sandbox, built from read-only assets."""
+    if spec.get("kind") == "diffusiongemma":
+        from runner.model import load_model
+
+        return load_model(spec["path"], device=spec.get("device", "cpu"))
+    raise ValueError(f"unknown handle kind {spec.get('kind')!r}")
+
+
+def main() -> None:
+    limits = json.loads(sys.argv[1])
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    apply_limits(limits)
+    requests = os.fdopen(fd_in, "rb", buffering=0)
+    responses = os.fdopen(fd_out, "wb", buffering=0)
+    for framework in limits.get("preload", []):
+        __import__(framework)
+    worker = Worker()
+    wire.write_message(responses, {"ok": True, "ready": True}, [])
+    while (msg := wire.read_message(requests)) is not None:
+        header, buffers = worker.handle(*msg)
+        try:
+            wire.write_message(responses, header, buffers)
+        except (wire.Unencodable, ValueError) as exc:
+            wire.write_message(responses, worker.failure(exc), [])
+
+
+if __name__ == "__main__":
+    main()
