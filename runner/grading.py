@@ -81,9 +81,11 @@ class VerdictCollector:
             visibility="hidden" if self.hidden(item) else "visible"))
 
 
-def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path]) -> list[TestResult]:
+def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path],
+              limits: dict | None = None) -> list[TestResult]:
     collector = VerdictCollector(pdir.grader_dir)
-    args = [str(p) for p in paths if p.exists()] + [
+    overrides = [f"--limit={k}={v}" for k, v in (limits or {}).items()]
+    args = [str(p) for p in paths if p.exists()] + overrides + [
         "-p", "runner.pytest_plugin", "--submission", str(submission), "--backend", backend,
         "--problem", pdir.key, "--assert=plain", "--import-mode=importlib", "-p", "no:cacheprovider",
         "-p", "no:terminal", "-o", "addopts=", "--rootdir", str(pdir.root), "-o", "python_files=test_*.py",
@@ -100,13 +102,15 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
 
 
 def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_inprocess: bool = False,
-          hidden: bool = True) -> Result:
-    """Grade one file. `backend` is local or docker; in-process only when asked for by name."""
+          hidden: bool = True, limits: dict | None = None) -> Result:
+    """Grade one file. `backend` is local or docker; in-process only when asked for by name.
+
+    `limits` overrides values of the problem's [limits] table (tests use short time limits)."""
     if backend == "inprocess" and not unsafe_inprocess:
         raise GradingError("in-process grading runs the code unsandboxed: ask for it with unsafe_inprocess=True")
     start = time.perf_counter()
     paths = [pdir.public_tests] + ([pdir.grader_dir] if hidden else [])
-    tests = run_tests(pdir, submission, backend, paths)
+    tests = run_tests(pdir, submission, backend, paths, limits)
     try:
         sha = read_submission(submission).sha256
     except InvalidSubmission:
@@ -116,7 +120,7 @@ def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_
 
 
 def submit(pdir: ProblemDir, submission: Path, gradebook: Gradebook, backend: str = "local",
-           user: str | None = None) -> Result:
+           user: str | None = None, limits: dict | None = None) -> Result:
     """Store the submission, grade it, store the result. A grader failure is stored, then raised."""
     import hashlib
 
@@ -126,7 +130,7 @@ def submit(pdir: ProblemDir, submission: Path, gradebook: Gradebook, backend: st
                            user=user, size=len(raw))
     gradebook.mark_grading(sub_id)
     try:
-        result = grade(pdir, path, backend)
+        result = grade(pdir, path, backend, limits=limits)
     except BaseException as exc:
         gradebook.mark_failed(sub_id, "".join(traceback.format_exception(exc)))
         raise

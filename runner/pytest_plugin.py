@@ -27,6 +27,8 @@ def pytest_addoption(parser):
     group.addoption("--backend", default="inprocess", choices=["local", "docker", "inprocess"],
                     help="where the solver's code runs; inprocess is unsafe and meant for your own code")
     group.addoption("--problem", default=None, help="problem id (default: found from the test's folder)")
+    group.addoption("--limit", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a [limits] value of problem.toml, e.g. time_s=2")
 
 
 def pytest_configure(config):
@@ -90,7 +92,7 @@ class GraderFixtures:
         from .assets import handles_for
 
         assets, handles = handles_for(meta)
-        limits = meta.limits.model_dump() | {"preload": [meta.framework]}
+        limits = meta.limits.model_dump() | {"preload": [meta.framework]} | self.limit_overrides()
         spec = LaunchSpec(folder, limits, assets=assets, protected=protected_paths(pdir),
                           cuda=handles.get("_cuda", False))
         handles.pop("_cuda", None)
@@ -98,6 +100,15 @@ class GraderFixtures:
         client.start()
         self._submission = SandboxedSubmission(client, [f.name for f in meta.functions])
         return self._submission
+
+    def limit_overrides(self) -> dict:
+        out = {}
+        for item in self.config.getoption("limit"):
+            name, _, value = item.partition("=")
+            if name not in self._require_problem().meta.limits.model_fields:
+                raise pytest.UsageError(f"--limit {item}: no such limit")
+            out[name] = float(value)
+        return out
 
     @pytest.fixture(scope="session")
     def problem(self):

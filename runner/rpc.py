@@ -85,6 +85,7 @@ class WorkerClient:
         self.load_failure: SolverFailure | None = None
         self.output = collections.deque(maxlen=64)
         self.calls = 0
+        self.spent_s = 0.0  # wall clock used by calls, against limits.total_s
 
     # ------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -155,6 +156,19 @@ class WorkerClient:
 
     # ------------------------------------------------------------ calls
     def call(self, target: Any, method: str | None, args: tuple, kwargs: dict) -> Any:
+        total = float(self.spent_limit())
+        if self.spent_s >= total:
+            raise SolverTimeout(f"the submission used up its total time budget ({total:g} s) in earlier tests")
+        t0 = time.monotonic()
+        try:
+            return self._call(target, method, args, kwargs)
+        finally:
+            self.spent_s += time.monotonic() - t0
+
+    def spent_limit(self) -> float:
+        return self.spec.limits.get("total_s", float("inf"))
+
+    def _call(self, target: Any, method: str | None, args: tuple, kwargs: dict) -> Any:
         self.ensure_loaded()
         buffers: list[bytes] = []
         try:

@@ -38,7 +38,8 @@ class FunctionSpec(_Strict):
 
 
 class Limits(_Strict):
-    time_s: float = Field(10, gt=0, le=600)
+    time_s: float = Field(10, gt=0, le=600)  # wall clock per call
+    total_s: float = Field(120, gt=0, le=7200)  # wall clock for all calls of one submission
     cpu_s: int = Field(120, gt=0, le=3600)
     memory_mb: int = Field(4096, ge=256, le=262144)
     processes: int = Field(64, ge=1, le=4096)

@@ -27,10 +27,10 @@ MEMORY_HINTS = ("not enough memory", "can't allocate memory", "cannot allocate m
 def apply_limits(limits: dict) -> None:
     mb = 1 << 20
     settings = [
-        (resource.RLIMIT_AS, limits["memory_mb"] * mb),
-        (resource.RLIMIT_CPU, limits["cpu_s"]),
-        (resource.RLIMIT_FSIZE, limits["file_size_mb"] * mb),
-        (resource.RLIMIT_NPROC, limits["processes"]),
+        (resource.RLIMIT_AS, int(limits["memory_mb"] * mb)),
+        (resource.RLIMIT_CPU, int(limits["cpu_s"])),
+        (resource.RLIMIT_FSIZE, int(limits["file_size_mb"] * mb)),
+        (resource.RLIMIT_NPROC, int(limits["processes"])),
         (resource.RLIMIT_CORE, 0),
     ]
     for which, value in settings:

@@ -1,0 +1,100 @@
+"""The `grader` command as a solver and an instructor use it (real subprocesses)."""
+import json
+import os
+
+from conftest import ROOT, grader_cli
+
+
+def test_list_json_has_the_catalogue_fields(catalogue):
+    out = grader_cli("list", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["key"] for r in rows] == catalogue.keys()
+    for row in rows:
+        assert {"id", "slug", "title", "difficulty", "tags"} <= set(row)
+    assert rows[0]["id"] == 413 and rows[0]["difficulty"] == "Medium"
+
+
+def test_show_accepts_both_id_forms():
+    a, b = grader_cli("show", "413"), grader_cli("show", "413-forward-process")
+    assert a.returncode == b.returncode == 0
+    assert "forward" in a.stdout.lower() and a.stdout == b.stdout
+
+
+def test_unknown_problem_is_a_clear_error():
+    out = grader_cli("show", "999")
+    assert out.returncode == 2 and "no problem '999'" in out.stderr
+
+
+def test_solver_workflow(tmp_path):
+    ws = tmp_path / "ws"
+    assert grader_cli("start", "413", str(ws)).returncode == 0
+    assert {"solution.py", "problem.toml", "statement.md", "conftest.py"} <= {p.name for p in ws.iterdir()}
+    again = grader_cli("start", "413", str(ws))
+    assert again.returncode == 2 and "exists already" in again.stderr
+
+    # public tests on the untouched starter fail; on the reference they pass
+    failing = grader_cli("test", str(ws))
+    assert failing.returncode == 1 and "NotImplementedError" in failing.stdout
+    (ws / "solution.py").write_text((ROOT / "solutions/413-forward-process/solution.py").read_text())
+    passing = grader_cli("test", str(ws))
+    assert passing.returncode == 0, passing.stdout
+
+    env = {"GRADER_DATA_DIR": str(tmp_path / "data")}
+    sub = grader_cli("submit", "413", str(ws / "solution.py"), "--json", env=env)
+    assert sub.returncode == 0, sub.stderr
+    record = json.loads(sub.stdout)
+    assert record["score"] == record["max_score"] > 0
+    assert {"name", "status", "message", "score", "max_score", "visibility"} <= set(record["tests"][0])
+
+    wrong = ws / "wrong.py"
+    wrong.write_text((ROOT / "problems/413-forward-process/starter.py").read_text())
+    table = grader_cli("submit", "413-forward-process", str(wrong), env=env)
+    assert table.returncode == 0, "grading happened, so the exit status is 0 whatever the score"
+    assert "0 / " in table.stdout and "error" in table.stdout
+
+    history = grader_cli("results", "413", "--json", env=env)
+    rows = json.loads(history.stdout)
+    assert [r["status"] for r in rows] == ["graded", "graded"]
+    assert rows[0]["score"] == 0 and rows[1]["score"] == record["max_score"]
+    assert len(rows[0]["sha256"]) == 64
+
+
+def test_plain_pytest_in_a_working_folder(tmp_path):
+    ws = tmp_path / "ws"
+    grader_cli("start", "413", str(ws))
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ws)],
+                         cwd=ws, capture_output=True, text=True, env={**os.environ})
+    assert run.returncode == 1 and "NotImplementedError" in run.stdout
+
+
+def test_submit_json_exports(tmp_path):
+    env = {"GRADER_DATA_DIR": str(tmp_path / "data")}
+    ref = str(ROOT / "solutions/413-forward-process/solution.py")
+    gs = json.loads(grader_cli("submit", "413", ref, "--json", "--format", "gradescope", env=env).stdout)
+    assert gs["score"] > 0 and {t["visibility"] for t in gs["tests"]} == {"visible", "after_published"}
+    ex = json.loads(grader_cli("submit", "413", ref, "--json", "--format", "exercism", env=env).stdout)
+    assert ex["version"] == 2 and ex["status"] == "pass"
+
+
+def test_instructor_scaffold_and_validate(tmp_path):
+    env = {"GRADER_ROOT": str(tmp_path), "GRADER_DATA_DIR": str(tmp_path / "data")}
+    made = grader_cli("new", "900", "toy-problem", "--title", "Toy", env=env)
+    assert made.returncode == 0, made.stderr
+    ok = grader_cli("validate", "900", env=env)
+    assert ok.returncode == 0, ok.stdout
+    assert "mutant returns_input is caught" in ok.stdout
+    # break the reference: validation must fail and say which check
+    (tmp_path / "solutions/900-toy-problem/solution.py").write_text("def solve(x):\n    return 3 * x\n")
+    bad = grader_cli("validate", "900", env=env)
+    assert bad.returncode == 1
+    assert "FAIL reference scores full marks" in bad.stdout
+    assert "FAIL worked example" in bad.stdout
+    # a schema error names the file and field
+    toml = tmp_path / "problems/900-toy-problem/problem.toml"
+    toml.write_text(toml.read_text().replace('difficulty = "Medium"', 'difficulty = "Impossible"'))
+    broken = grader_cli("validate", "900", env=env)
+    assert broken.returncode == 2 and "problem.toml: difficulty:" in broken.stderr

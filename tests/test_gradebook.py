@@ -1,0 +1,37 @@
+"""Every submission that reaches the grader is stored before grading, its result after; a grader
+failure leaves it marked, never lost."""
+import pytest
+
+from conftest import write
+from runner.gradebook import Gradebook
+from runner.grading import GradingError, submit
+
+
+def test_stored_before_and_after(catalogue, tmp_path):
+    book = Gradebook(f"sqlite:///{tmp_path / 'g.sqlite'}")
+    pdir = catalogue.get("413")
+    result = submit(pdir, pdir.solution_file, book)
+    row = book.get(result.submission_id)
+    assert row.status == "graded" and row.score == result.score
+    assert row.content == pdir.solution_file.read_bytes()
+    assert row.result().tests == result.tests
+
+
+def test_grader_failure_is_recorded(catalogue, tmp_path, monkeypatch):
+    book = Gradebook(f"sqlite:///{tmp_path / 'g.sqlite'}")
+    pdir = catalogue.get("413")
+    monkeypatch.setattr("runner.sandbox.LocalBackend.check", lambda self: (_ for _ in ()).throw(
+        __import__("runner.sandbox").sandbox.SandboxUnavailable("bubblewrap is not installed")))
+    with pytest.raises(GradingError, match="bubblewrap"):
+        submit(pdir, pdir.solution_file, book)
+    (row,) = book.history()
+    assert row.status == "failed" and "bubblewrap" in row.error
+    assert row.content == pdir.solution_file.read_bytes()
+
+
+def test_invalid_submission_is_stored_with_its_result(catalogue, tmp_path):
+    book = Gradebook(f"sqlite:///{tmp_path / 'g.sqlite'}")
+    path = write(tmp_path / "bad.py", "def (:\n")
+    result = submit(catalogue.get("413"), path, book)
+    row = book.get(result.submission_id)
+    assert row.status == "graded" and row.score == 0 and row.content == b"def (:\n"

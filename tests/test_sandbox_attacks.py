@@ -1,0 +1,187 @@
+"""Hostile submissions to problem 413 are contained: each scores zero with the right verdicts and
+the grader returns in bounded time. Everything goes through the real bubblewrap sandbox."""
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import write
+
+FUNCTIONS = ["sample_noise_level", "corrupt_canvas", "loss_weight", "diffusion_loss"]
+LIMITS = {"time_s": 3, "total_s": 40}
+
+
+def submission_with(body: str, prelude: str = "") -> str:
+    """A module whose every function of 413 runs `body`."""
+    funcs = "\n".join(f"def {name}(*args, **kwargs):\n    return _attack()\n" for name in FUNCTIONS)
+    indented = "\n".join("    " + line for line in body.strip().splitlines())
+    return f"import os, sys\n{prelude}\n\ndef _attack():\n{indented}\n\n{funcs}"
+
+
+def grade_attack(catalogue, tmp_path, code: str, limits=LIMITS):
+    from runner.grading import grade
+
+    pdir = catalogue.get("413")
+    path = write(tmp_path / "attack.py", code)
+    t0 = time.monotonic()
+    result = grade(pdir, path, "local", limits=limits)
+    return result, time.monotonic() - t0
+
+
+def statuses(result) -> set[str]:
+    return {t.status for t in result.tests}
+
+
+def test_reference_full_marks_and_starter_zero(catalogue):
+    from runner.grading import grade
+
+    pdir = catalogue.get("413-forward-process")
+    ref = grade(pdir, pdir.solution_file, "local")
+    assert ref.score == ref.max_score > 0, [t for t in ref.tests if t.status != "passed"]
+    assert any(t.visibility == "hidden" for t in ref.tests)
+    starter = grade(pdir, pdir.starter, "local")
+    assert starter.score == 0
+    assert statuses(starter) == {"error"}
+    assert all("NotImplementedError" in t.message for t in starter.tests)
+
+
+def test_network_is_unreachable(catalogue, tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    connections = []
+
+    def accept():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                connections.append(server.accept())
+            except OSError:
+                pass
+
+    stop = threading.Event()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    code = submission_with(f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {port}), timeout=2)
+s.sendall(b"leak")
+return 1.0
+""")
+    try:
+        result, elapsed = grade_attack(catalogue, tmp_path, code)
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    assert connections == [], "the sandbox reached a server on the host's loopback"
+    assert result.score == 0
+    assert statuses(result) == {"error"}
+    assert all(t.message.startswith(("ConnectionRefusedError", "OSError")) for t in result.tests), \
+        {t.message for t in result.tests}
+
+
+@pytest.mark.parametrize("folder", ["solutions", "graders"])
+def test_cannot_read_solutions_or_graders(catalogue, tmp_path, folder):
+    pdir = catalogue.get("413")
+    target = pdir.solution_file if folder == "solutions" else pdir.grader_dir / "test_hidden.py"
+    # If the file were readable, the submission would run the reference and score full marks.
+    code = submission_with(
+        body="raise RuntimeError('unreachable')",
+        prelude=f"""
+import importlib.util
+for _candidate in [{str(target)!r}, os.path.join("..", "{folder}", "{pdir.key}", "{target.name}"),
+                   os.path.join(os.path.dirname(__file__), "..", "..", "{folder}", "{pdir.key}", "{target.name}")]:
+    with open(_candidate) as _f:   # raises FileNotFoundError inside the sandbox
+        _text = _f.read()
+    _spec = importlib.util.spec_from_file_location("stolen", _candidate)
+    _mod = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(_mod)
+    globals().update({{k: getattr(_mod, k) for k in dir(_mod) if not k.startswith("_")}})
+    break
+""")
+    result, _ = grade_attack(catalogue, tmp_path, code)
+    assert result.score == 0
+    assert statuses(result) == {"invalid"}
+    assert all("FileNotFoundError" in t.message for t in result.tests)
+
+
+def _sandbox_user_processes() -> int:
+    count = 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.stat(f"/proc/{pid}").st_uid == 65534:
+                    count += 1
+            except FileNotFoundError:
+                pass
+    return count
+
+
+def test_fork_bomb(catalogue, tmp_path):
+    code = submission_with("""
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass
+""")
+    result, elapsed = grade_attack(catalogue, tmp_path, code)
+    assert result.score == 0
+    assert statuses(result) <= {"timeout", "crashed", "error"}, statuses(result)
+    assert "timeout" in statuses(result)
+    assert elapsed < 120
+    time.sleep(1)
+    if os.getuid() == 0:
+        assert _sandbox_user_processes() == 0, "forked processes outlived the sandbox"
+
+
+def test_unbounded_allocation(catalogue, tmp_path):
+    code = submission_with("""
+hoard = []
+while True:
+    hoard.append(bytearray(50 * 1024 * 1024))
+""")
+    result, elapsed = grade_attack(catalogue, tmp_path, code)
+    assert result.score == 0
+    assert statuses(result) == {"memory"}, statuses(result)
+    assert elapsed < 120
+
+
+def test_infinite_loop(catalogue, tmp_path):
+    result, elapsed = grade_attack(catalogue, tmp_path, submission_with("while True:\n    pass"))
+    assert result.score == 0
+    assert statuses(result) == {"timeout"}
+    # 3 s per call until the 40 s budget is spent, then every remaining test is charged at once
+    assert elapsed < 90
+    assert any("total time budget" in t.message for t in result.tests)
+
+
+def test_stdout_flood(catalogue, tmp_path):
+    code = submission_with("""
+line = "x" * 65536
+while True:
+    print(line)
+    os.write(2, line.encode())
+""")
+    result, elapsed = grade_attack(catalogue, tmp_path, code)
+    assert result.score == 0
+    assert statuses(result) == {"timeout"}
+    assert elapsed < 90
+
+
+def test_exit_during_call(catalogue, tmp_path):
+    result, elapsed = grade_attack(catalogue, tmp_path, submission_with("os._exit(0)"))
+    assert result.score == 0
+    assert statuses(result) == {"crashed"}
+    assert all("exited with status 0" in t.message for t in result.tests)
+    assert elapsed < 90
+
+
+def test_exit_at_import_is_invalid(catalogue, tmp_path):
+    result, _ = grade_attack(catalogue, tmp_path, "import os\nos._exit(0)\n" + submission_with("return 0"))
+    assert result.score == 0
+    assert statuses(result) == {"invalid"}

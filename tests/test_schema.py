@@ -1,0 +1,59 @@
+"""problem.toml is validated with errors that name the file and the field."""
+import pytest
+
+from conftest import write
+from runner.schema import ProblemFormatError, load_problem
+
+GOOD = '''id = 7
+slug = "demo"
+title = "Demo"
+difficulty = "Hard◆"
+tags = ["A"]
+framework = "torch"
+[paper]
+title = "A paper"
+[[functions]]
+name = "f"
+params = ["x"]
+'''
+
+
+def test_good_file_loads(tmp_path):
+    p = load_problem(write(tmp_path / "7-demo" / "problem.toml", GOOD))
+    assert p.key == "7-demo" and p.difficulty.value == "Hard◆" and p.limits.time_s == 10
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda s: s.replace('difficulty = "Hard◆"', 'difficulty = "Trivial"'), "difficulty"),
+    (lambda s: s.replace('framework = "torch"', 'framework = "jax"'), "framework"),
+    (lambda s: s + "\n[limits]\ntime_s = -1\n", "limits.time_s"),
+    (lambda s: s.replace('name = "f"', 'name = "1f"'), "functions[0].name"),
+    (lambda s: s.replace('tags = ["A"]', 'tags = []'), "tags"),
+    (lambda s: 'colour = "red"\n' + s, "colour"),
+    (lambda s: s.replace('slug = "demo"\n', ''), "slug"),
+])
+def test_bad_field_is_named(tmp_path, edit, field):
+    path = write(tmp_path / "7-demo" / "problem.toml", edit(GOOD))
+    with pytest.raises(ProblemFormatError) as info:
+        load_problem(path)
+    assert str(path) in str(info.value)
+    assert f": {field}:" in str(info.value), str(info.value)
+
+
+def test_folder_name_must_match(tmp_path):
+    path = write(tmp_path / "8-other" / "problem.toml", GOOD)
+    with pytest.raises(ProblemFormatError, match="id/slug"):
+        load_problem(path)
+
+
+def test_not_toml(tmp_path):
+    path = write(tmp_path / "7-demo" / "problem.toml", "id = = 3")
+    with pytest.raises(ProblemFormatError, match="not valid TOML"):
+        load_problem(path)
+
+
+def test_every_bundled_problem_is_valid(catalogue):
+    keys = catalogue.keys()
+    assert {"413-forward-process"} <= set(keys)
+    for pdir in catalogue.problems():
+        assert pdir.meta.key == pdir.key

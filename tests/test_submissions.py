@@ -1,0 +1,68 @@
+"""Malformed submissions get the `invalid` verdict with a message naming the problem; notebooks
+are graded from their `solution` cells. All through the real sandbox on problem 413."""
+import json
+
+import pytest
+
+from conftest import write
+from runner.grading import grade
+
+
+def grade_bytes(catalogue, tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return grade(catalogue.get("413"), path, "local")
+
+
+def only_invalid(result, needle: str):
+    assert result.score == 0
+    assert {t.status for t in result.tests} == {"invalid"}
+    assert all(needle in t.message for t in result.tests), result.tests[0].message
+
+
+@pytest.mark.parametrize("name,data,needle", [
+    ("syntax.py", b"def sample_noise_level(:\n    pass\n", "syntax error at line 1"),
+    ("latin1.py", "x = 'caf\xe9'\n".encode("latin-1"), "not UTF-8"),
+    ("empty.py", b"", "empty"),
+    ("blank.py", b"\n\n   \n", "empty"),
+    ("huge.py", b"# " + b"x" * (2 << 20) + b"\n", "the limit is"),
+    ("missing.py", b"def sample_noise_level(batch_size):\n    pass\n", "does not define corrupt_canvas"),
+    ("nul.py", b"x = 1\x00\n", "NUL"),
+    ("broken.ipynb", b"{not json", "not a Jupyter notebook"),
+])
+def test_static_problems(catalogue, tmp_path, name, data, needle):
+    only_invalid(grade_bytes(catalogue, tmp_path, name, data), needle)
+
+
+def test_wrong_signature(catalogue, tmp_path):
+    ref = catalogue.get("413").solution_file.read_text()
+    code = ref + "\n\ndef corrupt_canvas(x):\n    return x\n"
+    only_invalid(grade_bytes(catalogue, tmp_path, "sig.py", code.encode()), "corrupt_canvas")
+
+
+def test_raises_at_import(catalogue, tmp_path):
+    ref = catalogue.get("413").solution_file.read_text()
+    result = grade_bytes(catalogue, tmp_path, "boom.py", (ref + "\nraise ValueError('boom')\n").encode())
+    only_invalid(result, "ValueError")
+
+
+def notebook(cells: list[tuple[str, list[str]]]) -> bytes:
+    return json.dumps({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [{"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [],
+                   "execution_count": None} for src, tags in cells],
+    }).encode()
+
+
+def test_notebook_solution_cells_are_graded(catalogue, tmp_path):
+    ref = catalogue.get("413").solution_file.read_text()
+    data = notebook([("raise SystemExit('scratch cell, not part of the submission')", []),
+                     ("%matplotlib inline\n" + ref, ["solution"])])
+    result = grade_bytes(catalogue, tmp_path, "nb.ipynb", data)
+    assert result.score == result.max_score
+
+
+def test_notebook_without_tags_uses_all_code_cells(catalogue, tmp_path):
+    starter = catalogue.get("413").starter.read_text()
+    result = grade_bytes(catalogue, tmp_path, "nb.ipynb", notebook([(starter, [])]))
+    assert result.score == 0 and {t.status for t in result.tests} == {"error"}
