@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from .catalogue import Catalogue, ProblemDir, find_problem_for_path
-from .rpc import InProcessSubmission, SandboxedSubmission, WorkerClient
+from .rpc import InProcessSubmission, SandboxedSubmission, checkout_worker
 from .sandbox import LaunchSpec, get_backend
 from .submission import InvalidSubmission, read_submission
 from .rpc import SubmissionInvalid
@@ -80,24 +80,19 @@ class GraderFixtures:
             self._submission = _Invalid(str(exc))
             return self._submission
         backend = self.config.getoption("backend")
-        self._tmp = tempfile.TemporaryDirectory(prefix="grader-submission-")
-        folder = Path(self._tmp.name)
-        folder.chmod(0o755)
-        target = folder / "submission.py"
-        target.write_text(source.code, encoding="utf-8")
-        target.chmod(0o644)
         if backend == "inprocess":
+            self._tmp = tempfile.TemporaryDirectory(prefix="grader-submission-")
+            target = Path(self._tmp.name) / "submission.py"
+            target.write_text(source.code, encoding="utf-8")
             self._submission = InProcessSubmission(target, functions)
             return self._submission
         from .assets import handles_for
 
         assets, handles = handles_for(meta)
+        cuda = bool(handles.pop("_cuda", False))
         limits = meta.limits.model_dump() | {"preload": [meta.framework]} | self.limit_overrides()
-        spec = LaunchSpec(folder, limits, assets=assets, protected=protected_paths(pdir),
-                          cuda=handles.get("_cuda", False))
-        handles.pop("_cuda", None)
-        client = WorkerClient(get_backend(backend), spec, "submission.py", functions, handles)
-        client.start()
+        spec = LaunchSpec(Path(), limits, assets=assets, protected=protected_paths(pdir), cuda=cuda)
+        client = checkout_worker(get_backend(backend), spec, functions, handles, source.code)
         self._submission = SandboxedSubmission(client, [f.name for f in meta.functions])
         return self._submission
 

@@ -3,19 +3,24 @@ or verdict exceptions. Also the unsafe in-process stand-in used for instructors'
 from __future__ import annotations
 
 import collections
+import json
 import importlib.util
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import wire
 from .sandbox import SANDBOX_SUBMISSION, LaunchSpec
+
+SUBMISSION_FILE = "submission.py"
 
 
 class SolverFailure(Exception):
@@ -72,11 +77,10 @@ class WorkerClient:
     STARTUP_S = 120.0
     OUTPUT_TAIL = 8192
 
-    def __init__(self, backend, spec: LaunchSpec, submission_name: str, functions: list[dict],
-                 handles: dict | None = None):
+    def __init__(self, backend, spec: LaunchSpec, functions: list[dict], handles: dict | None = None):
         self.backend = backend
         self.spec = spec
-        self.load_request = {"op": "load", "path": f"{SANDBOX_SUBMISSION}/{submission_name}",
+        self.load_request = {"op": "load", "path": f"{SANDBOX_SUBMISSION}/{SUBMISSION_FILE}",
                              "functions": functions, "handles": handles or {}}
         self.time_s = float(spec.limits["time_s"])
         self.proc: subprocess.Popen | None = None
@@ -86,18 +90,26 @@ class WorkerClient:
         self.output = collections.deque(maxlen=64)
         self.calls = 0
         self.spent_s = 0.0  # wall clock used by calls, against limits.total_s
+        self.ready: dict | None = None  # the start-up message, once received
+        self.on_dispose = None
+
+    def set_submission(self, code: str) -> None:
+        """Put the module to grade where the worker will import it (its folder is mounted read-only)."""
+        target = self.spec.submission_dir / SUBMISSION_FILE
+        target.write_text(code, encoding="utf-8")
+        target.chmod(0o644)
 
     # ------------------------------------------------------------ life cycle
     def start(self) -> None:
-        """Launch the worker and queue the load request; returns at once (start-up overlaps)."""
+        """Launch the worker; returns at once, so its start-up overlaps the caller's work."""
         cmd = self.backend.command(self.spec)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True, bufsize=0)
         self.generation += 1
         self.loaded = False
+        self.ready = None
         self.reader = wire.FrameReader()
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
-        self._send(self.load_request, [])
 
     def _drain(self, stream) -> None:
         # Keep only the tail of what the solver prints; a flood costs it time, not our memory.
@@ -116,9 +128,10 @@ class WorkerClient:
         if self.loaded:
             return
         try:
-            ready, _ = self._receive(time.monotonic() + self.STARTUP_S, during="starting")
-            if not ready.get("ready"):
+            self.wait_ready(time.monotonic() + self.STARTUP_S)
+            if not self.ready.get("ready"):
                 raise SolverCrashed("the worker did not start")
+            self._send(self.load_request, [])
             reply, _ = self._receive(time.monotonic() + self.time_s + 30, during="importing the submission")
         except SolverFailure as exc:
             self.load_failure = exc if isinstance(exc, SolverTimeout) else SubmissionInvalid(
@@ -153,6 +166,19 @@ class WorkerClient:
                 except OSError:
                     pass
             self.proc = None
+
+    def dispose(self) -> None:
+        """Close and remove the submission folder made for this worker."""
+        self.close()
+        shutil.rmtree(self.spec.submission_dir, ignore_errors=True)
+        hook, self.on_dispose = self.on_dispose, None
+        if hook is not None:
+            hook()
+
+    def wait_ready(self, deadline: float) -> None:
+        """Wait for the worker's start-up message (keeps it for ensure_loaded)."""
+        if self.proc is not None and self.ready is None:
+            self.ready, _ = self._receive(deadline, during="starting")
 
     # ------------------------------------------------------------ calls
     def call(self, target: Any, method: str | None, args: tuple, kwargs: dict) -> Any:
@@ -261,6 +287,67 @@ class WorkerClient:
         return b"".join(self.output)[-self.OUTPUT_TAIL:].decode("utf-8", "replace")
 
 
+def new_worker(backend, spec: LaunchSpec, functions: list[dict], handles: dict) -> WorkerClient:
+    """A started worker with a fresh private folder for the submission."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="grader-submission-"))
+    folder.chmod(0o755)  # the worker runs as nobody
+    client = WorkerClient(backend, replace(spec, submission_dir=folder), functions, handles)
+    client.start()
+    return client
+
+
+class WorkerPool:
+    """Keeps one started worker per configuration ready, so that a submission does not wait for
+    the interpreter and framework to start inside the sandbox. Each worker serves one submission."""
+
+    def __init__(self):
+        self._spares: dict[str, WorkerClient] = {}
+        self._lock = threading.Lock()
+
+    def checkout(self, backend, spec: LaunchSpec, functions: list[dict], handles: dict, code: str) -> WorkerClient:
+        key = json.dumps([backend.name, spec.limits, {k: str(v) for k, v in spec.assets.items()},
+                          [str(p) for p in spec.protected], spec.cuda, functions, handles], sort_keys=True)
+        with self._lock:
+            client = self._spares.pop(key, None)
+        if client is None or client.proc is None or client.proc.poll() is not None:
+            client = new_worker(backend, spec, functions, handles)
+        # The next spare starts when this submission is done, not while it is being graded.
+        client.on_dispose = lambda: self._refill(key, backend, spec, functions, handles)
+        client.set_submission(code)
+        return client
+
+    def _refill(self, key, backend, spec, functions, handles) -> None:
+        spare = new_worker(backend, spec, functions, handles)
+        with self._lock:
+            old, self._spares[key] = self._spares.get(key), spare
+        if old is not None:
+            old.dispose()
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Block until every spare has started (benchmarks time the steady state)."""
+        for client in list(self._spares.values()):
+            client.wait_ready(time.monotonic() + timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._spares.values():
+                client.dispose()
+            self._spares.clear()
+
+
+POOL: WorkerPool | None = None  # set by long-lived graders (bench, servers, notebook kernels)
+
+
+def checkout_worker(backend, spec: LaunchSpec, functions: list[dict], handles: dict, code: str) -> WorkerClient:
+    if POOL is not None:
+        return POOL.checkout(backend, spec, functions, handles, code)
+    client = new_worker(backend, spec, functions, handles)
+    client.set_submission(code)
+    return client
+
+
 class RemoteObject:
     """An object of the solver's that lives in the worker; method calls go over the wire."""
 
@@ -298,7 +385,7 @@ class SandboxedSubmission:
         return lambda *args, **kwargs: client.call(name, None, args, kwargs)
 
     def close(self) -> None:
-        self._client.close()
+        self._client.dispose()
 
 
 class InProcessSubmission:

@@ -1,0 +1,22 @@
+"""`grader validate` passes for every bundled problem: metadata, files, statement and worked
+example, reference full marks and starter zero through the sandbox, every mutant caught."""
+import pytest
+
+from runner.catalogue import Catalogue
+from runner.validate import validate
+
+KEYS = Catalogue().keys()
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_problem_validates(key):
+    report = validate(Catalogue().get(key), "local")
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert not failed, "\n".join(failed)
+    names = [c.name for c in report.checks]
+    assert "reference scores full marks" in names and "starter scores zero (every test can fail)" in names
+
+
+def test_the_problem_set_is_complete():
+    assert {"413-forward-process", "414-entropy-bounded-sampling", "415-adaptive-stopping",
+            "416-temperature-schedule", "417-attention-masking"} <= set(KEYS)
