@@ -93,6 +93,8 @@ def start(ident: str = typer.Argument(..., metavar="ID"), directory: Optional[Pa
         console.print(f"  wrote {path}")
     console.print(f"\nEdit [bold]{target / 'solution.py'}[/], then:\n"
                   f"  grader test {target}\n  grader submit {pdir.key} {target / 'solution.py'}")
+    if pdir.notebook.exists():
+        console.print(f"Or open [bold]{target / pdir.notebook.name}[/] in JupyterLab (jupyter lab) and submit from it.")
 
 
 def _problem_for_file(path: Path, ident: Optional[str]) -> ProblemDir:
@@ -125,8 +127,16 @@ def submit(ident: str = typer.Argument(..., metavar="ID"), file: Path = typer.Ar
            as_json: bool = typer.Option(False, "--json", help="print the result record as JSON"),
            backend: str = typer.Option("local", "--backend", help="sandbox: local (bubblewrap) or docker"),
            db: Optional[str] = typer.Option(None, "--db", envvar="GRADER_DB_URL", help="gradebook database URL"),
-           export: Optional[str] = typer.Option(None, "--format", help="with --json: gradescope or exercism")):
+           export: Optional[str] = typer.Option(None, "--format", help="with --json: gradescope or exercism"),
+           server: Optional[str] = typer.Option(None, "--server", envvar="GRADER_SERVER",
+                                                help="send it to a course server instead of grading here"),
+           token: Optional[str] = typer.Option(None, "--token", envvar="GRADER_TOKEN", help="your API token")):
     """Grade a file with the public and hidden tests in the sandbox and store the result."""
+    if server:
+        from .client import submit_remote
+
+        submit_remote(server, token, ident, file, as_json, console)
+        return
     from .gradebook import Gradebook
     from .grading import GradingError, submit as run_submit
     from .results import to_exercism, to_gradescope
@@ -237,6 +247,120 @@ def bench(ident: str = typer.Argument("413", metavar="ID"), repeats: int = typer
     from .bench import grading_overhead
 
     grading_overhead(problem_or_exit(ident), repeats, console)
+
+
+site_app = typer.Typer(help="The static problem site: build it, serve it locally.", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+
+
+@site_app.command("build")
+def site_build(out: Path = typer.Argument(Path("_site"), metavar="OUT", help="folder for the site"),
+               gradebook: bool = typer.Option(False, "--gradebook", help="add a page with your results"),
+               db: Optional[str] = typer.Option(None, "--db", envvar="GRADER_DB_URL", help="gradebook database URL")):
+    """Render the problem site (index, a page per problem) from problems/ into OUT."""
+    from .site_builder import SiteError, build_site
+
+    try:
+        report = build_site(out, gradebook_url=db, results=gradebook)
+    except SiteError as exc:
+        fail(str(exc))
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(f"wrote {len(report.pages)} pages to {report.out}; view them with: grader site serve --dir {out}",
+                  soft_wrap=True, highlight=False)
+
+
+@site_app.command("serve")
+def site_serve(port: int = typer.Option(8000, "--port", help="port on 127.0.0.1"),
+               directory: Path = typer.Option(Path("_site"), "--dir", help="the built site")):
+    """Serve a built site on http://127.0.0.1:PORT/ until interrupted."""
+    from .site_builder import make_server
+
+    if not (directory / "index.html").is_file():
+        fail(f"{directory} has no index.html: run `grader site build {directory}` first")
+    try:
+        server = make_server(directory, port, quiet=False)
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; pick another --port")
+    console.print(f"serving {directory} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)",
+                  soft_wrap=True, highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@app.command()
+def notebooks(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...]"),
+              check: bool = typer.Option(False, "--check", help="write nothing; exit 1 if a notebook is stale")):
+    """Regenerate each problem's notebook (problems/NNN-slug/NNN-slug.ipynb) from its folder."""
+    from .notebooks import stale_notebooks, write_notebook
+
+    pdirs = [problem_or_exit(i) for i in idents] if idents else Catalogue().problems()
+    if check:
+        stale = [p for p in stale_notebooks() if p in pdirs]
+        for pdir in stale:
+            err.print(f"stale: {pdir.notebook} (run `grader notebooks {pdir.meta.id}`)", highlight=False)
+        raise typer.Exit(1 if stale else 0)
+    for pdir in pdirs:
+        console.print(f"  wrote {write_notebook(pdir)}", highlight=False)
+
+
+course_app = typer.Typer(help="An nbgrader course built from the problems.", no_args_is_help=True)
+app.add_typer(course_app, name="course")
+
+
+@course_app.command("build")
+def course_build(directory: Path = typer.Argument(..., metavar="DIR", help="the nbgrader course folder"),
+                 problems: Optional[str] = typer.Option(None, "--problems", help="IDs, comma-separated (default: all)"),
+                 assignment: str = typer.Option("ps1", "--assignment", help="nbgrader assignment name"),
+                 backend: str = typer.Option("local", "--backend", help="sandbox that checks the references")):
+    """Write source notebooks (reference between solution markers, sandboxed test cells) and nbgrader_config.py."""
+    from .course import CourseError, build_course
+
+    idents = [i.strip() for i in problems.split(",") if i.strip()] if problems else None
+    pdirs = [problem_or_exit(i) for i in idents] if idents else Catalogue().problems()
+    with console.status("grading the references to set each problem's points..."):
+        try:
+            report = build_course(directory, pdirs, assignment, backend=backend)
+        except CourseError as exc:
+            fail(str(exc))
+    for path in report.notebooks:
+        console.print(f"  wrote {path}  ({report.points[path.stem]:g} points)", highlight=False)
+    config = directory / "nbgrader_config.py"
+    console.print(f"  {'wrote' if report.config_written else 'kept'} {config}", highlight=False)
+    console.print(f"\nNext: cd {directory} && nbgrader generate_assignment {assignment}")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port")):
+    """Run the course server (HTTP API; grading goes to the queue at $GRADER_BROKER_URL)."""
+    import uvicorn
+
+    uvicorn.run("runner.server:app", host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(queues: str = typer.Option("cpu", "--queues", help="cpu, gpu or cpu,gpu"),
+           hostname: Optional[str] = typer.Option(None, "--hostname")):
+    """Start a grading worker on the queue at $GRADER_BROKER_URL."""
+    from .queue import run_worker
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    if not names or set(names) - {"cpu", "gpu"}:
+        fail("--queues takes cpu, gpu or cpu,gpu")
+    run_worker(names, hostname=hostname)
+
+
+@app.command()
+def token(user: str = typer.Argument(..., metavar="USER"),
+          db: Optional[str] = typer.Option(None, "--db", envvar="GRADER_DB_URL")):
+    """Create an API token for a solver (printed once; only its hash is stored)."""
+    from .gradebook import Gradebook, create_token
+
+    print(create_token(Gradebook(db), user))
 
 
 def main() -> None:  # pragma: no cover

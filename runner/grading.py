@@ -14,7 +14,7 @@ from .catalogue import ProblemDir
 from .gradebook import Gradebook
 from .results import Result, TestResult
 from .rpc import SolverFailure
-from .sandbox import SandboxUnavailable
+from .sandbox import SandboxUnavailable, get_backend
 from .submission import MAX_BYTES, InvalidSubmission, read_submission
 
 
@@ -34,10 +34,18 @@ class VerdictCollector:
         if report.failed:
             self.problems.append(f"collecting {report.nodeid}: {report.longreprtext[-1500:]}")
 
+    def pytest_runtest_setup(self, item):
+        SolverFailure.observed.clear()
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
+        if call.when == "call" and SolverFailure.observed and not isinstance(
+                call.excinfo.value if call.excinfo else None, SolverFailure):
+            # The test swallowed a timeout, crash or invalid submission: that is the verdict.
+            self.record(item, SolverFailure.observed[0])
+            return
         if call.when == "setup" and report.failed:
             exc = call.excinfo.value if call.excinfo else None
             if isinstance(exc, SolverFailure):
@@ -90,10 +98,12 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
         "--problem", pdir.key, "--assert=plain", "--import-mode=importlib", "-p", "no:cacheprovider",
         "-p", "no:terminal", "-o", "addopts=", "--rootdir", str(pdir.root), "-o", "python_files=test_*.py",
     ]
-    try:
-        code = pytest.main(args, plugins=[collector])
-    except SandboxUnavailable as exc:
-        raise GradingError(str(exc)) from None
+    if backend != "inprocess":
+        try:  # never fall back to unsandboxed grading: say what is missing instead
+            get_backend(backend).check()
+        except SandboxUnavailable as exc:
+            raise GradingError(str(exc)) from None
+    code = pytest.main(args, plugins=[collector])
     if collector.problems:
         raise GradingError("the tests could not run:\n" + "\n".join(collector.problems))
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.tests:

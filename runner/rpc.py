@@ -28,10 +28,20 @@ class SolverFailure(Exception):
 
     verdict = "error"
 
+    # Failures other than the solver's own exception, in the order they happened. A test that
+    # catches exceptions (to check that bad input raises) cannot hide a timeout or crash this way.
+    observed: list["SolverFailure"] = []
+
     def __init__(self, message: str, detail: str = ""):
         super().__init__(message)
         self.message = message
         self.detail = detail  # traceback lines in the solver's own file
+        if self.verdict != "error":
+            SolverFailure.observed.append(self)
+
+    def again(self) -> "SolverFailure":
+        """The same failure raised anew (a remembered one is observed again in this test)."""
+        return type(self)(self.message, self.detail)
 
 
 class SolverError(SolverFailure):
@@ -121,7 +131,7 @@ class WorkerClient:
 
     def ensure_loaded(self) -> None:
         if self.load_failure is not None:
-            raise self.load_failure
+            raise self.load_failure.again()
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self.start()
@@ -442,7 +452,7 @@ class InProcessSubmission:
         if name.startswith("_"):
             raise AttributeError(name)
         if self._invalid is not None:
-            raise self._invalid
+            raise self._invalid.again()
         return self._wrap(getattr(self._module, name))
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import threading
+import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import partial
@@ -160,12 +161,27 @@ def _problem_page(pdir: ProblemDir, warnings: list[str]) -> ProblemPage:
     )
 
 
-def _problem_sets(pages: list[ProblemPage]) -> list[tuple[str, list[ProblemPage]]]:
-    """Problems grouped by the paper they teach, in catalogue order."""
-    sets: OrderedDict[str, list[ProblemPage]] = OrderedDict()
-    for page in pages:
-        sets.setdefault(page.meta.paper.title, []).append(page)
-    return list(sets.items())
+@dataclass
+class ProblemSet:
+    title: str
+    about: str
+    problems: list[ProblemPage]
+
+
+def _problem_sets(pages: list[ProblemPage]) -> list[ProblemSet]:
+    """The sets of `site/problem-sets.toml` in order, each in catalogue order; the rest last."""
+    spec = tomllib.loads((SITE_DIR / "problem-sets.toml").read_text(encoding="utf-8")).get("set", [])
+    sets, placed = [], set()
+    for entry in spec:
+        ids = set(entry.get("problems", []))
+        members = [p for p in pages if p.meta.id in ids and p.meta.id not in placed]
+        placed |= {p.meta.id for p in members}
+        if members:
+            sets.append(ProblemSet(entry["title"], entry.get("about", ""), members))
+    rest = [p for p in pages if p.meta.id not in placed]
+    if rest:
+        sets.append(ProblemSet("More problems" if sets else "Problems", "", rest))
+    return sets
 
 
 def _difficulties(pages: list[ProblemPage]) -> list[str]:
@@ -249,38 +265,49 @@ def _visible_text(path: Path) -> str:
 
 
 def _text_files(folder: Path) -> list[Path]:
+    """Every file under `folder` (none when it does not exist), compiled caches aside."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-def find_leaks(site: Path, root: Path) -> list[str]:
-    """Every place a built file holds a line, or a whole file, of `solutions/` or `graders/`.
+def _normalize(text: str) -> str:
+    """Markdown's code and emphasis marks off, whitespace collapsed: how a line reads on a page."""
+    return re.sub(r"\s+", " ", re.sub(r"[`*]", "", text))
+
+
+def _secrets(root: Path) -> tuple[set[str], dict[str, Path]]:
+    """(normalized secret lines, sha256 -> file) of `solutions/` and `graders/`.
 
     A secret line is one of at least MIN_SECRET_LINE characters that no public file under
-    `problems/` contains (a starter's `def` line is public, the reference's body is not).
+    `problems/` contains (a starter's `def` line or a docstring the statement repeats is public).
     """
     public_files = _text_files(root / "problems")
-    public = "\n".join(p.read_bytes().decode("utf-8", errors="replace") for p in public_files)
+    public = _normalize("\n".join(p.read_bytes().decode("utf-8", errors="replace") for p in public_files))
     public_hashes = {hashlib.sha256(p.read_bytes()).hexdigest() for p in public_files}
     lines: set[str] = set()
     hashes: dict[str, Path] = {}
-    for secret_dir in (root / "solutions", root / "graders"):
-        if not secret_dir.is_dir():
-            continue
-        for path in _text_files(secret_dir):
-            data = path.read_bytes()
-            if data and hashlib.sha256(data).hexdigest() not in public_hashes:
-                hashes[hashlib.sha256(data).hexdigest()] = path
-            for line in data.decode("utf-8", errors="ignore").splitlines():
-                line = line.strip()
-                if len(line) >= MIN_SECRET_LINE and line not in public:
-                    lines.add(line)
+    for path in _text_files(root / "solutions") + _text_files(root / "graders"):
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if data and digest not in public_hashes:
+            hashes[digest] = path
+        for line in data.decode("utf-8", errors="ignore").splitlines():
+            line = _normalize(line).strip()
+            if len(line) >= MIN_SECRET_LINE and line not in public:
+                lines.add(line)
+    return lines, hashes
+
+
+def find_leaks(site: Path, root: Path) -> list[str]:
+    """Every place a built file holds a secret line, or a whole file, of `solutions/` or `graders/`."""
+    lines, hashes = _secrets(root)
     found = []
     for built in _text_files(site):
+        where = built.relative_to(site)
         digest = hashlib.sha256(built.read_bytes()).hexdigest()
         if digest in hashes:
-            found.append(f"{built.relative_to(site)} is a copy of {hashes[digest].relative_to(root)}")
-        text = _visible_text(built)
-        found += [f"{built.relative_to(site)} contains {line!r}" for line in sorted(lines) if line in text]
+            found.append(f"{where} is a copy of {hashes[digest].relative_to(root)}")
+        text = _normalize(_visible_text(built))
+        found += [f"{where} contains {line!r}" for line in sorted(lines) if line in text]
     return found
 
 

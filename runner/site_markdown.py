@@ -20,6 +20,14 @@ from pygments.lexers import PythonConsoleLexer, PythonLexer, TextLexer, get_lexe
 from pygments.util import ClassNotFound
 
 UNKNOWN_COMMAND = re.compile(r"<m[ion]>(\\[A-Za-z]+)</m[ion]>")
+# standard LaTeX operator names that latex2mathml does not know; rewritten to \operatorname{...}
+MISSING_OPERATORS = re.compile(r"\\(arg)(?![A-Za-z])")
+# \log p comes out as <mi>log</mi><mi>p</mi>, which a browser sets as "logp": add TeX's thin space
+# (not before a parenthesis, and not when the name is the base of a sub/superscript)
+FUNCTION_NAME = re.compile(r"(?<!<msub>)(?<!<msup>)(?<!<msubsup>)(<mi>(?:log|ln|lg|exp|sin|cos|tan|sinh|cosh|tanh"
+                           r'|det|dim|ker|deg|gcd|sec|csc|cot)</mi>)(?!<mo stretchy="false">&#x00028;)')
+# latex2mathml keeps TeX escapes inside \text{...} verbatim: \text{cur\_step} would read "cur\_step"
+TEXT_RUN, TEXT_ESCAPE = re.compile(r"<mtext>.*?</mtext>"), re.compile(r"\\([_%&#$ {}])")
 PYGMENTS_STYLE = "default"  # its colours keep WCAG AA contrast on the light code background
 
 
@@ -31,7 +39,10 @@ class Rendered:
 
 def tex_to_mathml(tex: str, display: bool) -> str:
     """One formula as a MathML element; the TeX source rides along as an annotation for copying."""
-    mathml = latex2mathml.converter.convert(tex.strip(), display="block" if display else "inline")
+    source = MISSING_OPERATORS.sub(r"\\operatorname{\1}", tex.strip())
+    mathml = latex2mathml.converter.convert(source, display="block" if display else "inline")
+    mathml = TEXT_RUN.sub(lambda m: TEXT_ESCAPE.sub(r"\1", m.group(0)), mathml)
+    mathml = FUNCTION_NAME.sub(r'<mrow>\1<mspace width="0.1667em" /></mrow>', mathml)
     annotation = f'<annotation encoding="application/x-tex">{html.escape(tex.strip())}</annotation>'
     # wrap the body in <semantics> so screen readers and copy-paste can reach the TeX
     head, body = mathml.split(">", 1)
@@ -100,7 +111,9 @@ def render_markdown(text: str, *, id_prefix: str, top_level: int = 2, drop_title
     md.use(dollarmath_plugin, renderer=math, allow_digits=False)
     _shift_headings(md, top_level, drop_title)
     md.use(anchors_plugin, min_level=1, max_level=6, slug_func=lambda s: f"{id_prefix}-{_slug(s)}")
-    return Rendered(md.render(text), warnings)
+    # a wide display formula scrolls in its own box; tabindex lets a keyboard scroll it too
+    page = md.render(text).replace('<div class="math block">', '<div class="math block" tabindex="0">')
+    return Rendered(page, warnings)
 
 
 def _slug(text: str) -> str:

@@ -288,19 +288,34 @@ class FrameReader:
         return header, buffers
 
 
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    """Read n bytes from a raw stream (a pipe returns what it has, not what was asked for)."""
+    chunks, got = [], 0
+    while got < n:
+        chunk = stream.read(min(n - got, 1 << 20))
+        if not chunk:
+            raise WireError("truncated message")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
 def read_message(stream: BinaryIO) -> tuple[dict, list[bytes]] | None:
     """Blocking read of one message (worker side); None at end of stream."""
-    head = stream.read(12)
-    if not head:
+    first = stream.read(1)
+    if not first:
         return None
+    head = first + _read_exact(stream, 11)
     reader = FrameReader()
     reader.feed(head)
     json_len, nbuf = struct.unpack_from("<II", head, 4)
-    reader.feed(stream.read(json_len))
+    if json_len > MAX_JSON or nbuf > MAX_BUFFERS:
+        raise WireError("frame header out of bounds")
+    reader.feed(_read_exact(stream, json_len))
     for _ in range(nbuf):
-        size = stream.read(8)
+        size = _read_exact(stream, 8)
         reader.feed(size)
-        reader.feed(stream.read(struct.unpack("<Q", size)[0]))
+        reader.feed(_read_exact(stream, struct.unpack("<Q", size)[0]))
     msg = reader.message()
     if msg is None:
         raise WireError("truncated message")

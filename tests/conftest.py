@@ -33,4 +33,4 @@ def grader_cli(*args, env=None, timeout=600):
 
     return subprocess.run([sys.executable, "-m", "runner.cli", *args], capture_output=True, text=True,
                           cwd=env.get("CWD", ROOT) if env else ROOT, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})

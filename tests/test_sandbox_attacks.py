@@ -34,6 +34,16 @@ def statuses(result) -> set[str]:
     return {t.status for t in result.tests}
 
 
+def charged(result, verdict: str) -> list:
+    """Every test gets `verdict`, except that a test which expects the call to raise (and says so)
+    reports `failed`; the score is zero either way."""
+    assert result.score == 0
+    assert statuses(result) <= {verdict, "failed"}, statuses(result)
+    hits = [t for t in result.tests if t.status == verdict]
+    assert len(hits) >= len(result.tests) - 1
+    return hits
+
+
 def test_reference_full_marks_and_starter_zero(catalogue):
     from runner.grading import grade
 
@@ -43,8 +53,10 @@ def test_reference_full_marks_and_starter_zero(catalogue):
     assert any(t.visibility == "hidden" for t in ref.tests)
     starter = grade(pdir, pdir.starter, "local")
     assert starter.score == 0
-    assert statuses(starter) == {"error"}
-    assert all("NotImplementedError" in t.message for t in starter.tests)
+    assert statuses(starter) <= {"error", "failed"}
+    errors = [t for t in starter.tests if t.status == "error"]
+    assert len(errors) > len(starter.tests) // 2
+    assert all("NotImplementedError" in t.message for t in errors)
 
 
 def test_network_is_unreachable(catalogue, tmp_path):
@@ -79,10 +91,8 @@ return 1.0
         thread.join()
         server.close()
     assert connections == [], "the sandbox reached a server on the host's loopback"
-    assert result.score == 0
-    assert statuses(result) == {"error"}
-    assert all(t.message.startswith(("ConnectionRefusedError", "OSError")) for t in result.tests), \
-        {t.message for t in result.tests}
+    hits = charged(result, "error")
+    assert all(t.message.startswith(("ConnectionRefusedError", "OSError")) for t in hits), {t.message for t in hits}
 
 
 @pytest.mark.parametrize("folder", ["solutions", "graders"])
@@ -104,9 +114,7 @@ for _candidate in [{str(target)!r}, os.path.join("..", "{folder}", "{pdir.key}",
     break
 """)
     result, _ = grade_attack(catalogue, tmp_path, code)
-    assert result.score == 0
-    assert statuses(result) == {"invalid"}
-    assert all("FileNotFoundError" in t.message for t in result.tests)
+    assert all("FileNotFoundError" in t.message for t in charged(result, "invalid"))
 
 
 def _sandbox_user_processes() -> int:
@@ -130,9 +138,7 @@ while True:
         pass
 """)
     result, elapsed = grade_attack(catalogue, tmp_path, code)
-    assert result.score == 0
-    assert statuses(result) <= {"timeout", "crashed", "error"}, statuses(result)
-    assert "timeout" in statuses(result)
+    charged(result, "timeout")
     assert elapsed < 120
     time.sleep(1)
     if os.getuid() == 0:
@@ -146,15 +152,13 @@ while True:
     hoard.append(bytearray(50 * 1024 * 1024))
 """)
     result, elapsed = grade_attack(catalogue, tmp_path, code)
-    assert result.score == 0
-    assert statuses(result) == {"memory"}, statuses(result)
+    charged(result, "memory")
     assert elapsed < 120
 
 
 def test_infinite_loop(catalogue, tmp_path):
     result, elapsed = grade_attack(catalogue, tmp_path, submission_with("while True:\n    pass"))
-    assert result.score == 0
-    assert statuses(result) == {"timeout"}
+    charged(result, "timeout")
     # 3 s per call until the 40 s budget is spent, then every remaining test is charged at once
     assert elapsed < 90
     assert any("total time budget" in t.message for t in result.tests)
@@ -168,20 +172,16 @@ while True:
     os.write(2, line.encode())
 """)
     result, elapsed = grade_attack(catalogue, tmp_path, code)
-    assert result.score == 0
-    assert statuses(result) == {"timeout"}
+    charged(result, "timeout")
     assert elapsed < 90
 
 
 def test_exit_during_call(catalogue, tmp_path):
     result, elapsed = grade_attack(catalogue, tmp_path, submission_with("os._exit(0)"))
-    assert result.score == 0
-    assert statuses(result) == {"crashed"}
-    assert all("exited with status 0" in t.message for t in result.tests)
+    assert all("exited with status 0" in t.message for t in charged(result, "crashed"))
     assert elapsed < 90
 
 
 def test_exit_at_import_is_invalid(catalogue, tmp_path):
     result, _ = grade_attack(catalogue, tmp_path, "import os\nos._exit(0)\n" + submission_with("return 0"))
-    assert result.score == 0
-    assert statuses(result) == {"invalid"}
+    charged(result, "invalid")

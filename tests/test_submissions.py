@@ -29,7 +29,7 @@ def only_invalid(result, needle: str):
     ("missing.py", b"def sample_noise_level(batch_size):\n    pass\n", "does not define corrupt_canvas"),
     ("nul.py", b"x = 1\x00\n", "NUL"),
     ("broken.ipynb", b"{not json", "not a Jupyter notebook"),
-])
+], ids=lambda v: v if isinstance(v, str) and v.endswith((".py", ".ipynb")) else "")
 def test_static_problems(catalogue, tmp_path, name, data, needle):
     only_invalid(grade_bytes(catalogue, tmp_path, name, data), needle)
 

@@ -83,3 +83,25 @@ def test_oversized_message_refused():
     with pytest.raises(wire.WireError, match="too large"):
         reader.feed(frame(b"{}", [b"x" * 2000]))
         reader.message()
+
+
+def test_read_message_from_a_pipe_in_pieces():
+    """A pipe hands over what it has; a large message arrives in many reads."""
+    import os
+    import threading
+
+    big = torch.arange(3_000_000, dtype=torch.int64)
+    buffers: list[bytes] = []
+    data = wire.pack_message({"v": wire.encode(big, buffers)}, buffers)
+    r, w = os.pipe()
+
+    def writer():
+        with os.fdopen(w, "wb", buffering=0) as out:
+            for i in range(0, len(data), 65536):
+                out.write(data[i:i + 65536])
+
+    threading.Thread(target=writer).start()
+    with os.fdopen(r, "rb", buffering=0) as stream:
+        header, out = wire.read_message(stream)
+        assert wire.read_message(stream) is None
+    assert torch.equal(wire.decode(header["v"], out), big)

@@ -1,0 +1,249 @@
+"""Hidden tests for problem 413: the uniform-state forward process and the training loss.
+
+Statistical checks compare counts with their binomial expectation through the two-sided Chernoff
+bound P(|X/n - p| at least this far) <= 2 exp(-n KL(X/n || p)). Each test splits an error budget
+ALPHA = 1e-6 over all the counts it checks (union bound), so a correct solution fails a given test
+with probability below 1e-6; since the seeds are fixed, a correct solution that passes once passes
+every time.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from runner.testing import Generator, assert_close, assert_shape_dtype
+
+ALPHA = 1e-6
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _kl(q: float, p: float) -> float:
+    """KL divergence between Bernoulli(q) and Bernoulli(p), 0 < p < 1."""
+    def term(a: float, b: float) -> float:
+        return 0.0 if a == 0 else a * math.log(a / b)
+    return term(q, p) + term(1 - q, 1 - p)
+
+
+def _plausible(count: int, n: int, p: float, alpha: float) -> bool:
+    """False when a Binomial(n, p) count this far from n p has probability below alpha."""
+    if p <= 0.0:
+        return count == 0
+    if p >= 1.0:
+        return count == n
+    return n * _kl(count / n, p) <= math.log(2 / alpha)
+
+
+def _raises_value_error(call) -> bool:
+    """True when the solver's call raised ValueError (it crosses the sandbox as an error whose
+    message starts with the exception's type name)."""
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - the sandbox wraps the solver's exception
+        if isinstance(exc, ValueError) or str(exc).startswith("ValueError"):
+            return True
+        raise  # any other exception is the solver's error, reported as such
+    return False
+
+
+def _canvas(seed: int, batch: int, length: int, vocab: int, pad_share: float):
+    """Random clean tokens and a valid mask whose pads form a suffix of random length per row."""
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, vocab, (batch, length), generator=g)
+    n_valid = length - (torch.rand(batch, generator=g) * pad_share * length).long()
+    valid = torch.arange(length)[None, :] < n_valid[:, None]
+    return tokens, valid
+
+
+def _loss_inputs(seed: int, batch: int, length: int, vocab: int):
+    """Logits, clean tokens, valid mask (row lengths from full down to 1) and weights; the logits
+    at pad positions strongly favour a wrong token, so scoring a pad shows."""
+    g = torch.Generator().manual_seed(seed)
+    logits = 2.0 * torch.randn(batch, length, vocab, generator=g)
+    clean = torch.randint(0, vocab, (batch, length), generator=g)
+    n_valid = torch.linspace(length, 1, batch).round().long()
+    valid = torch.arange(length)[None, :] < n_valid[:, None]
+    wrong = (clean + 1) % vocab
+    pad_logits = 12.0 * torch.nn.functional.one_hot(wrong, vocab).float()
+    logits = torch.where(valid[..., None], logits, pad_logits)
+    weights = 0.5 + 4.0 * torch.rand(batch, generator=g)
+    return logits, clean, valid, weights
+
+
+# ----------------------------------------------------------------------------- sample_noise_level
+
+def test_noise_level_shape_dtype_and_range(submission):
+    t = submission.sample_noise_level(4000, 0.3, 0.45, generator=Generator(11))
+    assert_shape_dtype(t, (4000,), torch.float32, what="the noise levels")
+    assert bool(((t >= 0.3 - 1e-6) & (t <= 0.45 + 1e-6)).all()), "a noise level lies outside [t_min, t_max]"
+    t = submission.sample_noise_level(2000, generator=Generator(12))
+    assert_shape_dtype(t, (2000,), torch.float32, what="the noise levels with the default range")
+    assert bool(((t >= 1e-3 - 1e-6) & (t <= 1 - 1e-3 + 1e-6)).all()), \
+        "with the defaults, a noise level lies outside [1e-3, 1 - 1e-3]"
+    t = submission.sample_noise_level(5, 0.7, 0.7, generator=Generator(13))
+    assert_close(t, torch.full((5,), 0.7), rtol=0, atol=1e-6, what="noise levels with t_min == t_max")
+
+
+def test_noise_level_one_uniform_draw_per_example(submission):
+    n, lo, hi = 4000, 0.3, 0.45
+    t = submission.sample_noise_level(n, lo, hi, generator=Generator(21))
+    assert_shape_dtype(t, (n,), torch.float32, what="the noise levels")
+    assert len(set(t.tolist())) >= n - 100, "the examples do not get independent noise levels"
+    # Four equal bins of [lo, hi]: each should hold a quarter of the draws.
+    bins = ((t.double() - lo) / (hi - lo) * 4).floor().clamp(0, 3).long()
+    counts = torch.bincount(bins, minlength=4)
+    for k in range(4):
+        assert _plausible(int(counts[k]), n, 0.25, ALPHA / 4), \
+            "the noise levels are not spread uniformly over [t_min, t_max]"
+
+
+def test_noise_level_follows_the_generator(submission):
+    a = submission.sample_noise_level(64, generator=Generator(31))
+    b = submission.sample_noise_level(64, generator=Generator(31))
+    c = submission.sample_noise_level(64, generator=Generator(32))
+    assert_close(a, b, rtol=0, atol=0, what="two calls with the same seed")
+    assert not torch.equal(a, c), "two different seeds gave the same noise levels"
+
+
+# ----------------------------------------------------------------------------- corrupt_canvas
+
+def test_corrupt_leaves_pads_alone(submission):
+    tokens, valid = _canvas(41, 3, 600, 7, pad_share=0.8)
+    t = torch.tensor([1.0, 0.6, 0.3])
+    noisy, resampled = submission.corrupt_canvas(tokens, t, 7, valid, generator=Generator(41))
+    assert_shape_dtype(noisy, (3, 600), torch.int64, what="noisy_tokens")
+    assert_shape_dtype(resampled, (3, 600), torch.bool, what="resampled_mask")
+    pads = ~valid
+    assert bool((noisy[pads] == tokens[pads]).all()), "pad positions were changed"
+    assert not bool(resampled[pads].any()), "resampled_mask marks pad positions"
+    assert bool(((noisy >= 0) & (noisy < 7)).all()), "a token lies outside [0, vocab_size)"
+    assert bool(resampled[0][valid[0]].all()), "with t = 1 not every valid position was resampled"
+    # valid_mask=None: every position counts as valid.
+    noisy, resampled = submission.corrupt_canvas(tokens, torch.tensor([1.0, 0.0, 1.0]), 7,
+                                                 generator=Generator(42))
+    assert_close(resampled, torch.tensor([[True], [False], [True]]).expand(3, 600), rtol=0, atol=0,
+                 what="resampled_mask with valid_mask=None and t = (1, 0, 1)")
+    assert_close(noisy[1], tokens[1], rtol=0, atol=0, what="the row with t = 0")
+
+
+def test_corrupt_frequency_matches_t_per_example(submission):
+    t = torch.tensor([0.0, 0.05, 0.3, 0.6, 0.9, 1.0])
+    tokens, valid = _canvas(51, 6, 4000, 1000, pad_share=0.3)
+    noisy, resampled = submission.corrupt_canvas(tokens, t, 1000, valid, generator=Generator(51))
+    assert_shape_dtype(resampled, (6, 4000), torch.bool, what="resampled_mask")
+    changed = noisy != tokens
+    assert not bool((changed & ~resampled).any()), "a token changed at a position not marked as resampled"
+    for b in range(6):
+        n = int(valid[b].sum())
+        k = int(resampled[b].sum())
+        assert _plausible(k, n, float(t[b]), ALPHA / 6), \
+            f"example {b}: the share of resampled positions does not match its own noise level t[{b}]"
+
+
+def test_mask_marks_resampled_positions_not_changed_ones(submission):
+    # Vocabulary of 2: a resampled position draws its own token back half of the time.
+    t = torch.tensor([0.8, 0.5])
+    tokens, valid = _canvas(61, 2, 4000, 2, pad_share=0.0)
+    noisy, resampled = submission.corrupt_canvas(tokens, t, 2, valid, generator=Generator(61))
+    changed = noisy != tokens
+    assert not bool((changed & ~resampled).any()), "a token changed at a position not marked as resampled"
+    for b in range(2):
+        n = int(valid[b].sum())
+        assert _plausible(int(resampled[b].sum()), n, float(t[b]), ALPHA / 4), \
+            "the mask does not mark every resampled position (a resample may draw its own token back)"
+        m = int(resampled[b].sum())
+        same = int((resampled[b] & ~changed[b]).sum())
+        assert _plausible(same, m, 0.5, ALPHA / 4), \
+            "resampled tokens do not draw the original token back as often as a uniform draw would"
+
+
+def test_fresh_tokens_uniform_over_whole_vocabulary(submission):
+    # t = 1: every position is a fresh draw. Row 0 holds only id 0, row 1 only the last id.
+    vocab, length = 6, 3000
+    tokens = torch.tensor([[0], [vocab - 1]]).expand(2, length).contiguous()
+    noisy, resampled = submission.corrupt_canvas(tokens, torch.ones(2), vocab, generator=Generator(71))
+    assert bool(resampled.all()), "with t = 1 every position must be resampled"
+    for b in range(2):
+        counts = torch.bincount(noisy[b].clamp(0, vocab - 1), minlength=vocab)
+        for v in range(vocab):
+            assert _plausible(int(counts[v]), length, 1 / vocab, ALPHA / (2 * vocab)), \
+                "the fresh tokens are not uniform over all vocab_size ids (the original id included)"
+
+
+def test_corrupt_follows_the_generator(submission):
+    tokens, valid = _canvas(81, 2, 300, 50, pad_share=0.2)
+    t = torch.tensor([0.5, 0.7])
+    a = submission.corrupt_canvas(tokens, t, 50, valid, generator=Generator(81))
+    b = submission.corrupt_canvas(tokens, t, 50, valid, generator=Generator(81))
+    c = submission.corrupt_canvas(tokens, t, 50, valid, generator=Generator(82))
+    assert_close(a[0], b[0], rtol=0, atol=0, what="noisy_tokens of two calls with the same seed")
+    assert_close(a[1], b[1], rtol=0, atol=0, what="resampled_mask of two calls with the same seed")
+    assert not (torch.equal(a[0], c[0]) and torch.equal(a[1], c[1])), \
+        "two different seeds gave the same corruption"
+
+
+# ----------------------------------------------------------------------------- loss_weight
+
+def test_loss_weight_values(submission, reference, problem):
+    tol = dict(rtol=problem.tolerance.rtol, atol=problem.tolerance.atol)
+    t = torch.linspace(1e-3, 1 - 1e-3, 41)
+    base = submission.loss_weight(t, "base-sft")
+    assert_close(base, torch.ones(41), what="base-sft weights", **tol)
+    assert_close(submission.loss_weight(t), torch.ones(41), what="the default kind's weights", **tol)
+    assert_close(submission.loss_weight(t, "base-sft", 5.0), torch.ones(41),
+                 what="base-sft weights (a clip does not change them)", **tol)
+    assert_close(submission.loss_weight(t, "reweighted-ce"), reference.loss_weight(t, "reweighted-ce"),
+                 what="reweighted-ce weights without a clip", **tol)
+    assert_close(submission.loss_weight(t, "reweighted-ce", 5.0),
+                 reference.loss_weight(t, "reweighted-ce", 5.0), what="reweighted-ce weights with a clip", **tol)
+
+
+def test_loss_weight_unknown_kind_raises(submission):
+    t = torch.tensor([0.2, 0.4])
+    for kind in ("mdlm", "reweighted"):
+        assert _raises_value_error(lambda: submission.loss_weight(t, kind)), \
+            "an unknown kind must raise ValueError"
+
+
+# ----------------------------------------------------------------------------- diffusion_loss
+
+def test_loss_matches_reference(submission, reference, problem):
+    tol = dict(rtol=problem.tolerance.rtol, atol=problem.tolerance.atol)
+    for seed, (batch, length, vocab) in [(91, (6, 20, 11)), (92, (3, 7, 5))]:
+        logits, clean, valid, weights = _loss_inputs(seed, batch, length, vocab)
+        loss = submission.diffusion_loss(logits, clean, valid, weights)
+        assert_shape_dtype(loss, (), torch.float32, what="the loss")
+        assert_close(loss, reference.diffusion_loss(logits, clean, valid, weights),
+                     what="the loss of a batch with rows of different lengths and weights", **tol)
+
+
+def test_loss_weights_apply_per_example(submission, reference, problem):
+    tol = dict(rtol=problem.tolerance.rtol, atol=problem.tolerance.atol)
+    logits, clean, valid, _ = _loss_inputs(101, 4, 12, 9)
+    for weights in (torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 0.0, 3.0]),
+                    torch.tensor([1.0, 2.0, 5.0, 10.0])):
+        assert_close(submission.diffusion_loss(logits, clean, valid, weights),
+                     reference.diffusion_loss(logits, clean, valid, weights),
+                     what="the loss when only some examples are weighted", **tol)
+
+
+def test_loss_scores_every_valid_position(submission, reference, problem):
+    tol = dict(rtol=problem.tolerance.rtol, atol=problem.tolerance.atol)
+    logits, clean, valid, weights = _loss_inputs(111, 5, 16, 7)
+    g = torch.Generator().manual_seed(111)
+    resampled = (torch.rand(5, 16, generator=g) < 0.4) & valid
+    expected = reference.diffusion_loss(logits, clean, valid, weights)
+    assert_close(submission.diffusion_loss(logits, clean, valid, weights, resampled), expected,
+                 what="the loss when resampled_mask is passed (every valid position counts)", **tol)
+
+
+def test_loss_example_without_valid_positions(submission, reference, problem):
+    tol = dict(rtol=problem.tolerance.rtol, atol=problem.tolerance.atol)
+    logits, clean, valid, weights = _loss_inputs(121, 4, 10, 6)
+    valid[2] = False
+    loss = submission.diffusion_loss(logits, clean, valid, weights)
+    assert_shape_dtype(loss, (), torch.float32, what="the loss")
+    assert math.isfinite(float(loss)), "the loss is not finite when an example has no valid position"
+    assert_close(loss, reference.diffusion_loss(logits, clean, valid, weights),
+                 what="the loss when an example has no valid position", **tol)

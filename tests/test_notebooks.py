@@ -1,0 +1,111 @@
+"""The problems' notebooks: generated from the folders, committed fresh, and solvable in a real kernel.
+
+The execution tests run the committed notebook with nbclient in a python3 kernel (ipykernel of this
+environment), exactly as JupyterLab's "Run All" would, and grade through the real sandbox.
+"""
+import json
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import ROOT, grader_cli, write
+from runner.catalogue import Catalogue
+from runner.gradebook import Gradebook
+from runner.notebooks import render
+from runner.submission import read_submission
+
+PROBLEM = "413-forward-process"
+
+
+def test_committed_notebooks_are_fresh(tmp_path, catalogue):
+    """Each problem's notebook equals one regenerated now from its folder (`grader notebooks` fixes it)."""
+    stale = []
+    for pdir in catalogue.problems():
+        fresh = write(tmp_path / pdir.notebook.name, render(pdir))
+        committed = pdir.notebook.read_text(encoding="utf-8") if pdir.notebook.is_file() else ""
+        if committed != fresh.read_text(encoding="utf-8"):
+            stale.append(pdir.key)
+    assert catalogue.problems() and not stale, f"stale or missing notebooks (run `grader notebooks`): {stale}"
+
+
+def test_notebook_carries_the_problem_and_submits_as_a_file(catalogue):
+    pdir = catalogue.get(PROBLEM)
+    nb = nbformat.read(pdir.notebook, as_version=4)
+    nbformat.validate(nb)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert pdir.meta.title in markdown and pdir.text("statement.md").strip() in markdown
+    assert pdir.text("learn.md").strip() in markdown
+    tagged = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].source.startswith(f"%%solution {PROBLEM}\n")
+    # `grader submit ID notebook.ipynb` grades the same cell: the tagged one, magic line dropped.
+    code = read_submission(pdir.notebook, [f.name for f in pdir.meta.functions]).code
+    assert code.strip() == pdir.starter.read_text(encoding="utf-8").strip()
+    assert nb.cells[-1].source == f'submit("{PROBLEM}")'
+
+
+def test_cli_regenerates_and_checks(tmp_path):
+    env = {"GRADER_ROOT": str(tmp_path)}
+    assert grader_cli("new", "999", "demo", "--title", "Demo", env=env).returncode == 0
+    missing = grader_cli("notebooks", "--check", env=env)
+    assert missing.returncode == 1 and "999-demo.ipynb" in missing.stderr
+    assert grader_cli("notebooks", env=env).returncode == 0
+    assert grader_cli("notebooks", "--check", env=env).returncode == 0
+    statement = tmp_path / "problems/999-demo/statement.md"
+    statement.write_text(statement.read_text() + "\nOne more sentence.\n")
+    assert grader_cli("notebooks", "--check", env=env).returncode == 1
+    # `grader start` hands the solver the notebook next to solution.py
+    assert grader_cli("notebooks", "999", env=env).returncode == 0
+    assert grader_cli("start", "999", str(tmp_path / "ws"), env=env).returncode == 0
+    nb = json.loads((tmp_path / "ws/999-demo.ipynb").read_text())
+    assert "One more sentence." in "".join("".join(c["source"]) for c in nb["cells"])
+
+
+def run_notebook(nb, cwd, allow_errors=False):
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=allow_errors,
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    return {c.get("id"): c for c in nb.cells}
+
+
+def with_solution(source: str):
+    pdir = Catalogue(ROOT).get(PROBLEM)
+    nb = nbformat.read(pdir.notebook, as_version=4)
+    cell = next(c for c in nb.cells if c.get("id") == "solution")
+    cell.source = f"%%solution {PROBLEM}\n{source}"
+    return nb
+
+
+def html_of(cell) -> str:
+    return "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
+
+
+def test_starter_notebook_runs_up_to_the_submission(tmp_path, catalogue):
+    nb = nbformat.read(catalogue.get(PROBLEM).notebook, as_version=4)
+    nb.cells = [c for c in nb.cells if c.get("id") != "submit"]
+    cells = run_notebook(nb, tmp_path)  # raises CellExecutionError on any failing cell
+    public = html_of(cells["public-tests"])
+    assert f"{PROBLEM}, public tests: 0 / " in public and "NotImplementedError" in public
+
+
+def test_reference_pasted_into_the_notebook_scores_full_marks(tmp_path, catalogue):
+    reference = catalogue.get(PROBLEM).solution_file.read_text(encoding="utf-8")
+    nb = with_solution(reference)
+    nb.cells.insert(-1, nbformat.v4.new_code_cell("scratch_only = 1\nundefined_name  # a failing scratch cell"))
+    cells = run_notebook(nb, tmp_path, allow_errors=True)
+    [row] = Gradebook().history(PROBLEM)  # the kernel shares this test's private gradebook
+    assert row.status == "graded" and row.score == row.max_score > 0, row.result()
+    assert f"{PROBLEM}, submission: {row.score:g} / {row.max_score:g}" in html_of(cells["submit"])
+    assert {t.visibility for t in row.result().tests} == {"visible", "hidden"}
+    # what was graded is the solution cell as run, not the scratch cells
+    assert row.content.decode().strip() == reference.strip()
+
+
+def test_syntax_error_in_the_solution_cell_is_invalid(tmp_path):
+    nb = with_solution("def corrupt_canvas(tokens:\n    return tokens\n")
+    cells = run_notebook(nb, tmp_path, allow_errors=True)
+    assert [o.ename for o in cells["solution"].outputs if o.output_type == "error"] == ["SyntaxError"]
+    assert "invalid" in html_of(cells["submit"])
+    [row] = Gradebook().history(PROBLEM)
+    tests = row.result().tests
+    assert tests and {t.status for t in tests} == {"invalid"} and row.score == 0
+    assert "syntax error at line 1" in tests[0].message

@@ -1,0 +1,420 @@
+"""The problem site: built from problems/, served on loopback, read in headless Chromium.
+
+Screenshots of the index and a problem page at desktop and phone widths go to artifacts/site/.
+"""
+import hashlib
+import html
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, write
+from runner.catalogue import Catalogue
+from runner.gradebook import Gradebook
+from runner.schema import ProblemFormatError
+from runner.site_builder import SITE_DIR, SiteError, build_site, find_leaks, serve_in_thread
+from runner.site_markdown import render_markdown, split_list_items
+from runner.workspace import scaffold_problem
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SHOTS = ROOT / "artifacts" / "site"
+DESKTOP, PHONE = (1280, 800), (390, 844)
+RAW_MATH = re.compile(r"\$[^$\s][^$]*\$")  # what an unrendered $...$ formula looks like
+
+
+def valid_problems(root=ROOT):
+    found = []
+    for pdir in Catalogue(root).problems():
+        try:
+            pdir.meta  # noqa: B018
+        except ProblemFormatError:
+            continue
+        found.append(pdir)
+    return found
+
+
+# ---------------------------------------------------------------- markdown, math, hints
+
+
+def test_math_becomes_mathml_at_build_time():
+    out = render_markdown("# Title\n\nInline $w(t) = \\frac{1}{1-t}$ and\n\n$$\n\\sum_{i=1}^n H_i \\le \\gamma\n$$\n",
+                          id_prefix="learn", drop_title=True)
+    assert out.warnings == []
+    assert out.html.count("<math") == 2 and 'display="block"' in out.html
+    assert "<mfrac>" in out.html and "<munderover>" in out.html
+    assert "<h1" not in out.html, "the page shows the title; the file's own h1 is dropped"
+    text = re.sub(r"<annotation.*?</annotation>", "", out.html)
+    assert not RAW_MATH.search(text)
+
+
+def test_unknown_tex_is_a_warning_not_silent_text():
+    out = render_markdown("bad $\\notacommand{x}$", id_prefix="s")
+    assert out.warnings and "\\notacommand" in out.warnings[0]
+    known = render_markdown("$a = \\arg\\max_v z_v$", id_prefix="s")  # \arg is missing from latex2mathml
+    assert known.warnings == [] and "<mo>arg</mo>" in known.html
+    text = render_markdown("$T(\\text{cur\\_step})$", id_prefix="s")
+    assert "<mtext>cur_step</mtext>" in text.html
+
+
+def test_headings_shift_under_the_page_sections():
+    out = render_markdown("# Background\n\n## Detail\n", id_prefix="learn", top_level=3)
+    assert '<h3 id="learn-background">' in out.html and '<h4 id="learn-detail">' in out.html
+
+
+def test_hints_become_one_item_each():
+    intro, items = split_list_items("Try these.\n\n- first\n  continued\n\n  ```python\n  x = 1\n  ```\n- second $a$\n")
+    assert intro == "Try these."
+    assert items == ["first\ncontinued\n\n```python\nx = 1\n```", "second $a$"]
+    assert split_list_items("Just prose.") == ("", ["Just prose."])
+
+
+# ---------------------------------------------------------------- building, leaks
+
+
+def demo_root(tmp_path: Path) -> Path:
+    """A throwaway catalogue whose secret files carry canary lines that must never reach the site."""
+    root = tmp_path / "root"
+    scaffold_problem(root, 999, "demo", "Demo problem")
+    key = "999-demo"
+    with open(root / "solutions" / key / "solution.py", "a") as f:
+        f.write("CANARY_SOLUTION_LINE = 'reference-only 7f3a'\n")
+    with open(root / "graders" / key / "test_hidden.py", "a") as f:
+        f.write("CANARY_HIDDEN_LINE = 'hidden-only 9c1e'\n")
+    write(root / "graders" / key / "data.bin", "hidden expected values 0123456789")
+    write(root / "problems" / key / "learn.md", "# Background\n\nCorrupt with probability $t$.\n")
+    write(root / "problems" / key / f"{key}.ipynb", '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    return root
+
+
+def test_no_byte_of_solutions_or_graders_reaches_the_site(tmp_path):
+    root = demo_root(tmp_path)
+    report = build_site(tmp_path / "site", root)
+    built = b"".join(p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file())
+    for canary in (b"reference-only 7f3a", b"hidden-only 9c1e", b"hidden expected values"):
+        assert canary not in built
+    assert find_leaks(report.out, root) == []
+    page = (report.out / "problems/999-demo/index.html").read_text()
+    assert 'href="999-demo.ipynb"' in page and 'href="starter.py"' in page
+    assert (report.out / "problems/999-demo/999-demo.ipynb").read_bytes() == \
+        (root / "problems/999-demo/999-demo.ipynb").read_bytes()
+
+
+def test_a_builder_that_leaks_is_stopped(tmp_path, monkeypatch):
+    """If a future change copied the reference solution into the site, the build fails and removes it."""
+    root = demo_root(tmp_path)
+    monkeypatch.setattr("runner.site_builder._copy_downloads",
+                        lambda page, folder: shutil.copyfile(page.pdir.solution_file, folder / "starter.py"))
+    with pytest.raises(SiteError, match="reveal solutions/ or graders/"):
+        build_site(tmp_path / "site", root)
+    assert not (tmp_path / "site").exists()
+
+
+def test_leak_finder_sees_through_html_tags(tmp_path):
+    root = demo_root(tmp_path)
+    site = build_site(tmp_path / "site", root).out
+    write(site / "extra.html", "<pre><span>CANARY_HIDDEN_LINE</span> <span>=</span> 'hidden-only 9c1e'</pre>")
+    assert any("extra.html" in leak for leak in find_leaks(site, root))
+
+
+def test_build_will_not_empty_a_folder_it_did_not_make(tmp_path):
+    write(tmp_path / "mine" / "notes.txt", "precious")
+    with pytest.raises(SiteError, match="not made by"):
+        build_site(tmp_path / "mine", demo_root(tmp_path))
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_builds_and_serves(tmp_path):
+    root = demo_root(tmp_path)
+    env = {**os.environ, "GRADER_ROOT": str(root), "GRADER_DATA_DIR": str(tmp_path / "data")}
+    out = tmp_path / "site"
+    built = subprocess.run([sys.executable, "-m", "runner.cli", "site", "build", str(out), "--gradebook"],
+                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert built.returncode == 0, built.stderr
+    assert {"index.html", "results.html"} <= {p.name for p in out.iterdir()}
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "runner.cli", "site", "serve", "--port", str(port),
+                               "--dir", str(out)], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        page = _get_when_up(f"http://127.0.0.1:{port}/problems/999-demo/index.html")
+        assert "Demo problem" in page and "<math" in page
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _get_when_up(url: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- the real site, in a browser
+
+
+@pytest.fixture(scope="module")
+def real_site(tmp_path_factory):
+    """The bundled problems' site, with a results page from a gradebook holding two real gradings."""
+    from runner.grading import submit
+
+    assert valid_problems(), "no problem in problems/ to build a site from"
+    tmp = tmp_path_factory.mktemp("real-site")
+    url = f"sqlite:///{tmp / 'gradebook.sqlite'}"
+    graded = valid_problems()[0]
+    book = Gradebook(url)
+    starter_result = submit(graded, graded.starter, book)
+    reference_result = submit(graded, graded.solution_file, book)
+    report = build_site(tmp / "site", ROOT, gradebook_url=url, results=True)
+    problems = valid_problems()  # read right after the build: problems may be added while tests run
+    server, base = serve_in_thread(report.out)
+    yield {"out": report.out, "base": base, "problems": problems, "report": report, "graded": graded,
+           "results": (starter_result, reference_result)}
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromium-driver are not installed; .ci/run installs them")
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    os.environ["SE_OFFLINE"] = "true"  # selenium-manager must not try to download a driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 "--disable-sync", f"--user-data-dir={profile}", f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def viewport(driver, size, mobile: bool = False, height: int | None = None) -> None:
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": size[0], "height": height or size[1], "deviceScaleFactor": 1, "mobile": mobile})
+
+
+def open_page(driver, url: str, size=DESKTOP, mobile: bool = False) -> None:
+    viewport(driver, size, mobile)
+    driver.get(url)
+    assert driver.execute_script("return document.readyState") == "complete"
+
+
+def screenshot(driver, name: str, size, mobile: bool) -> Path:
+    """The whole page: grow the viewport to the document's height, then capture."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    viewport(driver, size, mobile, height=min(height, 15000))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    viewport(driver, size, mobile)
+    return path
+
+
+def visible_keys(driver) -> list[str]:
+    """The problems whose rows show, sorted."""
+    return sorted(driver.execute_script(
+        "return [...document.querySelectorAll('tr[data-key]')].filter(r => r.offsetParent !== null)"
+        ".map(r => r.dataset.key)"))
+
+
+def showcase(site) -> "object":
+    """The problem to show: 413 when it exists, else the first, preferring one whose text has math."""
+    with_math = [p for p in site["problems"] if "$" in p.text("learn.md") + p.text("statement.md")]
+    by_key = {p.key: p for p in with_math or site["problems"]}
+    return by_key.get("413-forward-process") or next(iter(by_key.values()))
+
+
+def test_index_lists_every_problem_as_the_catalogue_does(browser, real_site):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, real_site["base"] + "index.html")
+    expected = [p.key for p in real_site["problems"]]
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-key]")
+    assert sorted(r.get_attribute("data-key") for r in rows) == sorted(expected), "each problem once"
+    assert visible_keys(browser) == sorted(expected)
+    for table in browser.find_elements(By.CSS_SELECTOR, "table.problems"):  # each set in catalogue order
+        keys = [r.get_attribute("data-key") for r in table.find_elements(By.CSS_SELECTOR, "tr[data-key]")]
+        assert keys == [k for k in expected if k in keys]
+
+    for pdir in real_site["problems"]:
+        row = browser.find_element(By.CSS_SELECTOR, f'tr[data-key="{pdir.key}"]')
+        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+        m = pdir.meta
+        assert cells[0] == str(m.id) and cells[1].startswith(m.title) and cells[2] == m.difficulty.value
+        assert cells[3].split() == " ".join(m.tags).split()
+    assert browser.find_element(By.ID, "filter-status").text == f"{len(expected)} of {len(expected)} problems shown"
+
+
+def test_filter_by_tag_and_difficulty(browser, real_site):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    problems = real_site["problems"]
+    tags = sorted({t for p in problems for t in p.meta.tags}, key=lambda t: sum(t in p.meta.tags for p in problems))
+    tag = tags[0]  # the rarest tag, so the filter has something to hide when there is more than one problem
+    open_page(browser, real_site["base"] + "index.html")
+    Select(browser.find_element(By.ID, "tag-filter")).select_by_value(tag)
+    want = sorted(p.key for p in problems if tag in p.meta.tags)
+    assert visible_keys(browser) == want
+    assert browser.find_element(By.ID, "filter-status").text == f"{len(want)} of {len(problems)} problems shown"
+    assert browser.current_url.endswith(f"#tag={tag}")
+
+    difficulty = problems[0].meta.difficulty.value
+    Select(browser.find_element(By.ID, "difficulty-filter")).select_by_value(difficulty)
+    assert visible_keys(browser) == sorted(p.key for p in problems
+                                           if tag in p.meta.tags and p.meta.difficulty.value == difficulty)
+
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=reset]").click()
+    assert visible_keys(browser) == sorted(p.key for p in problems)
+
+    # a tag link on a problem page lands on the index already filtered, served or opened as a file
+    for base in (real_site["base"], real_site["out"].as_uri() + "/"):
+        open_page(browser, base + f"index.html#tag={tag}")
+        assert visible_keys(browser) == want
+        assert Select(browser.find_element(By.ID, "tag-filter")).first_selected_option.get_attribute("value") == tag
+
+
+def test_problem_page_shows_everything_a_solver_needs(browser, real_site):
+    from selenium.webdriver.common.by import By
+
+    pdir = showcase(real_site)
+    m = pdir.meta
+    open_page(browser, real_site["base"] + f"problems/{pdir.key}/index.html")
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"{m.id}. {m.title}"
+    head = browser.find_element(By.CSS_SELECTOR, ".problem-head").text
+    assert m.difficulty.value in head and all(t in head for t in m.tags) and m.paper.title in head
+    body = browser.find_element(By.TAG_NAME, "main").text
+    assert f"grader start {m.id} work/{m.id}" in body and f"grader submit {m.id} work/{m.id}/solution.py" in body
+    assert f"rtol = {m.tolerance.rtol}" in body
+    for f in m.functions:
+        assert f.name in browser.find_element(By.CSS_SELECTOR, ".facts").text
+
+    # math is laid out MathML, and no $...$ is left as text
+    formulas = browser.find_elements(By.CSS_SELECTOR, "math")
+    if "$" in pdir.text("learn.md") + pdir.text("statement.md"):
+        assert formulas, "the page has TeX in its sources but no MathML"
+    for el in formulas:
+        assert browser.execute_script("return arguments[0].namespaceURI", el) == "http://www.w3.org/1998/Math/MathML"
+        assert el.size["width"] > 0 and el.size["height"] > 0
+    assert not RAW_MATH.search(body), "raw $...$ left on the page"
+
+    # the starter is highlighted, and its download is byte-identical
+    assert browser.find_elements(By.CSS_SELECTOR, ".starter pre.highlight span.k, .starter pre.highlight span.kn")
+    with urllib.request.urlopen(real_site["base"] + f"problems/{pdir.key}/starter.py") as resp:
+        assert resp.read() == pdir.starter.read_bytes()
+    notebook_links = browser.find_elements(By.CSS_SELECTOR, f'a[href="{pdir.notebook.name}"]')
+    assert len(notebook_links) == (1 if pdir.notebook.exists() else 0)
+
+    # hints are collapsed until asked for
+    hints = browser.find_elements(By.CSS_SELECTOR, "details.hint")
+    if pdir.text("hints.md").strip():
+        assert hints and not any(h.get_attribute("open") for h in hints)
+        hints[0].find_element(By.TAG_NAME, "summary").click()
+        assert hints[0].get_attribute("open") is not None
+        assert hints[0].find_element(By.CSS_SELECTOR, ".hint-body").is_displayed()
+
+
+def test_every_formula_of_every_problem_converts(real_site):
+    """No warning, no $...$ left in the text, and no TeX command showing inside a formula."""
+    math_warnings = [w for w in real_site["report"].warnings if "TeX" in w or "MathML" in w]
+    assert not math_warnings, "\n".join(math_warnings)
+    for pdir in real_site["problems"]:
+        page = (real_site["out"] / "problems" / pdir.key / "index.html").read_text()
+        page = re.sub(r"<annotation.*?</annotation>", "", page, flags=re.S)
+        prose = re.sub(r"<pre.*?</pre>|<code.*?</code>|<[^>]+>", "", page, flags=re.S)
+        assert not RAW_MATH.search(prose), pdir.key
+        for formula in re.findall(r"<math.*?</math>", page, flags=re.S):
+            shown = html.unescape(re.sub(r"<[^>]+>", "", formula))
+            assert "\\" not in shown, f"{pdir.key}: TeX shows in {shown!r}"
+
+
+def test_results_page_shows_attempts_and_latest_verdicts(browser, real_site):
+    from selenium.webdriver.common.by import By
+
+    graded, (starter, reference) = real_site["graded"], real_site["results"]
+    open_page(browser, real_site["base"] + "results.html")
+    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-problem="{graded.key}"]')
+    cells = row.find_elements(By.TAG_NAME, "td")
+    assert cells[0].text == "2"
+    assert cells[1].text.startswith(f"{reference.score:g} / {reference.max_score:g}")
+    section = browser.find_element(By.ID, f"p-{graded.key}")
+    assert f"Latest attempt: #{reference.submission_id}" in section.text
+    verdicts = [v.text for v in section.find_elements(By.CSS_SELECTOR, "table.verdicts .verdict")]
+    assert verdicts == [t.status for t in reference.tests]
+    attempts = [r.find_elements(By.TAG_NAME, "td")[0].text
+                for r in section.find_elements(By.CSS_SELECTOR, "table.attempts tbody tr")]
+    assert attempts == [str(reference.submission_id), str(starter.submission_id)]
+
+
+def test_no_solution_or_hidden_test_reaches_the_real_site(real_site):
+    """Besides the line scan, every file that is not a rendered page is a copy of a public file."""
+    out, root = real_site["out"], ROOT
+    assert find_leaks(out, root) == []
+    public = {hashlib.sha256(p.read_bytes()).hexdigest() for base in (root / "problems", SITE_DIR / "static")
+              for p in base.rglob("*") if p.is_file()}
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix != ".html" and path.name not in ("pygments.css", ".grader-site"):
+            assert hashlib.sha256(path.read_bytes()).hexdigest() in public, path
+
+
+def test_pages_are_accessible(browser, real_site):
+    """axe-core's WCAG 2 A/AA rules (headings, alt text, contrast, labels, landmarks) on every kind of page."""
+    from axe_selenium_python import Axe
+
+    pages = ["index.html", f"problems/{showcase(real_site).key}/index.html", "results.html"]
+    for page in pages:
+        for size, mobile in ((DESKTOP, False), (PHONE, True)):
+            open_page(browser, real_site["base"] + page, size, mobile)
+            for details in browser.find_elements("css selector", "details"):
+                browser.execute_script("arguments[0].open = true", details)  # check the hints' contrast too
+            axe = Axe(browser)
+            axe.inject()
+            found = axe.run(options="{runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}}")
+            assert not found["violations"], f"{page} at {size[0]}px:\n" + axe.report(found["violations"])
+            levels = browser.execute_script(
+                "return [...document.querySelectorAll('h1,h2,h3,h4,h5,h6')].map(h => +h.tagName[1])")
+            assert levels.count(1) == 1 and all(b - a <= 1 for a, b in zip(levels, levels[1:])), (page, levels)
+
+
+def test_pages_fit_a_phone_and_screenshots(browser, real_site):
+    """No page scrolls sideways at phone width (wide code and formulas scroll in their own boxes)."""
+    pdir = showcase(real_site)
+    shots = []
+    for name, page in (("index", "index.html"), (f"problem-{pdir.key}", f"problems/{pdir.key}/index.html"),
+                       ("results", "results.html")):
+        for label, size, mobile in (("desktop", DESKTOP, False), ("phone", PHONE, True)):
+            open_page(browser, real_site["base"] + page, size, mobile)
+            width = browser.execute_script("return document.documentElement.scrollWidth")
+            assert width <= size[0], f"{page} is {width}px wide at a {size[0]}px viewport"
+            shots.append(screenshot(browser, f"{name}-{label}", size, mobile))
+    for path in shots:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
