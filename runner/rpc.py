@@ -166,6 +166,9 @@ class WorkerClient:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        stop = getattr(self.backend, "stop", None)
+        if stop is not None:
+            stop(self.proc)  # what outlives the process (the docker backend's container)
 
     def close(self) -> None:
         if self.proc is not None:
@@ -195,6 +198,7 @@ class WorkerClient:
         total = float(self.spent_limit())
         if self.spent_s >= total:
             raise SolverTimeout(f"the submission used up its total time budget ({total:g} s) in earlier tests")
+        self.ensure_loaded()  # (re)starting the worker is the grader's time, not the solver's
         t0 = time.monotonic()
         try:
             return self._call(target, method, args, kwargs)
@@ -394,6 +398,10 @@ class SandboxedSubmission:
         client = self._client
         return lambda *args, **kwargs: client.call(name, None, args, kwargs)
 
+    def handle_method(self, handle: str, method: str, *args, **kwargs):
+        """Call `method` of the named handle in the worker (the grader's view of the handle)."""
+        return self._client.call({"handle": handle}, method, args, kwargs)
+
     def close(self) -> None:
         self._client.dispose()
 
@@ -402,11 +410,14 @@ class InProcessSubmission:
     """UNSAFE: imports the module into this process. For a solver's own public tests and for
     instructors checking their own reference; never for grading others' code."""
 
-    def __init__(self, path: Path, functions: list[dict], name: str = "submission_inprocess"):
+    def __init__(self, path: Path, functions: list[dict], name: str = "submission_inprocess",
+                 handles: dict | None = None):
         from .worker import check_signature
 
         self._path = str(path)
         self._generators: dict[int, Any] = {}
+        self._handle_specs = {k: v for k, v in (handles or {}).items() if not k.startswith("_")}
+        self._handles: dict[str, Any] = {}
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         try:
@@ -418,7 +429,21 @@ class InProcessSubmission:
         self._invalid = SubmissionInvalid("; ".join(problems)) if problems else None
         self._module = module
 
+    def _handle(self, name: str):
+        if name not in self._handles:
+            from .worker import build_handle
+
+            spec = dict(self._handle_specs[name])
+            spec["path"] = spec.get("host_path", spec["path"])
+            self._handles[name] = build_handle(spec)
+        return self._handles[name]
+
+    def handle_method(self, handle: str, method: str, *args, **kwargs):
+        return getattr(self._handle(handle), method)(*args, **kwargs)
+
     def _convert(self, value):
+        if isinstance(value, wire.Handle):
+            return self._handle(value.name)
         if isinstance(value, wire.Generator):
             import torch
 

@@ -35,13 +35,11 @@ def statuses(result) -> set[str]:
 
 
 def charged(result, verdict: str) -> list:
-    """Every test gets `verdict`, except that a test which expects the call to raise (and says so)
-    reports `failed`; the score is zero either way."""
+    """Every test gets `verdict` (also a test that catches exceptions to check that bad input
+    raises: a timeout or crash it swallowed is still reported) and the score is zero."""
     assert result.score == 0
-    assert statuses(result) <= {verdict, "failed"}, statuses(result)
-    hits = [t for t in result.tests if t.status == verdict]
-    assert len(hits) >= len(result.tests) - 1
-    return hits
+    assert statuses(result) == {verdict}, statuses(result)
+    return result.tests
 
 
 def test_reference_full_marks_and_starter_zero(catalogue):
@@ -151,9 +149,11 @@ hoard = []
 while True:
     hoard.append(bytearray(50 * 1024 * 1024))
 """)
-    result, elapsed = grade_attack(catalogue, tmp_path, code)
+    # Filling gigabytes page by page takes a while on a loaded machine: a longer limit per call,
+    # so that the address-space limit, not the clock, stops it.
+    result, elapsed = grade_attack(catalogue, tmp_path, code, limits={"time_s": 15, "total_s": 120})
     charged(result, "memory")
-    assert elapsed < 120
+    assert elapsed < 180
 
 
 def test_infinite_loop(catalogue, tmp_path):
