@@ -108,7 +108,7 @@ def render_markdown(text: str, *, id_prefix: str, top_level: int = 2, drop_title
 
     md = MarkdownIt("commonmark", {"html": True, "highlight": lambda code, lang, _attrs: highlight_code(code, lang)})
     md.enable("table")
-    md.use(dollarmath_plugin, renderer=math, allow_digits=False)
+    md.use(dollarmath_plugin, renderer=math, allow_digits=False, double_inline=True)  # $$..$$ inside a list item too
     _shift_headings(md, top_level, drop_title)
     md.use(anchors_plugin, min_level=1, max_level=6, slug_func=lambda s: f"{id_prefix}-{_slug(s)}")
     # a wide display formula scrolls in its own box; tabindex lets a keyboard scroll it too
