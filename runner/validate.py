@@ -6,11 +6,13 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalogue import ProblemDir
 from .grading import GradingError, grade
+from .mutants import MutantError, load_mutants
 from .schema import ProblemFormatError
 
 REQUIRED = ["statement.md", "learn.md", "hints.md", "starter.py", "tests/test_public.py"]
@@ -95,7 +97,9 @@ def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> 
 
     ref = score(pdir.solution_file)
     if ref is not None:
-        bad = [f"{t.name}: {t.status} {t.message[:200]}" for t in ref.tests if t.status != "passed"]
+        # a skipped test (e.g. a GPU-only group on a CPU machine) is worth no points either way
+        bad = [f"{t.name}: {t.status} {t.message[:200]}" for t in ref.tests
+               if t.status not in ("passed", "skipped")]
         report.add("reference scores full marks", not bad and ref.score == ref.max_score,
                    f"{ref.score:g}/{ref.max_score:g} " + "; ".join(bad))
         hidden = [t for t in ref.tests if t.visibility == "hidden"]
@@ -105,11 +109,17 @@ def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> 
         passing = [t.name for t in starter.tests if t.status == "passed"]
         report.add("starter scores zero (every test can fail)", not passing,
                    "passes on the starter: " + ", ".join(passing) if passing else "")
-    mutants = sorted((pdir.grader_dir / "mutants").glob("*.py"))
-    for mutant in mutants:
-        result = score(mutant)
-        if result is not None:
-            caught = [t.name for t in result.tests if t.visibility == "hidden" and t.status != "passed"]
-            report.add(f"mutant {mutant.stem} is caught", bool(caught),
-                       f"by {', '.join(caught[:4])}" if caught else "no hidden test fails")
+    try:
+        mutants = load_mutants(pdir)
+    except MutantError as exc:
+        report.add("mutants.toml", False, str(exc))
+        return report
+    with tempfile.TemporaryDirectory(prefix="grader-mutants-") as tmp:
+        for mutant in mutants:
+            result = score(mutant.write(Path(tmp)))
+            if result is not None:
+                caught = [t.name for t in result.tests
+                          if t.visibility == "hidden" and t.status not in ("passed", "skipped")]
+                report.add(f"mutant {mutant.name} is caught", bool(caught),
+                           f"by {', '.join(caught[:4])}" if caught else f"no hidden test fails ({mutant.mistake})")
     return report

@@ -97,6 +97,15 @@ def solve(x: torch.Tensor) -> torch.Tensor:
     return 2 * x
 '''
 
+MUTANTS = '''# Realistic mistakes: each is the reference with these edits; every one must fail a hidden test.
+
+[returns_input]
+mistake = "returns its input unchanged"
+[[returns_input.edit]]
+find = "return 2 * x"
+replace = "return x"
+'''
+
 PUBLIC_TEST = '''import torch
 
 from runner.testing import assert_close
@@ -137,10 +146,10 @@ def scaffold_problem(root: Path, ident: int, slug: str, title: str) -> list[Path
         folders[0] / "hints.md": "- TODO: a first hint\n- TODO: a second hint\n",
         folders[0] / "starter.py": STARTER, folders[0] / "tests" / "test_public.py": PUBLIC_TEST,
         folders[1] / "solution.py": SOLUTION, folders[2] / "test_hidden.py": HIDDEN_TEST,
-        folders[2] / "mutants" / "returns_input.py": "def solve(x):\n    return x\n",
+        folders[2] / "mutants.toml": MUTANTS,
     }
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.format(**fields) if "{" in text and path.suffix in (".toml", ".md", ".py")
-                        and path.name not in ("test_public.py", "test_hidden.py") else text, encoding="utf-8")
+                        and path.name not in ("test_public.py", "test_hidden.py", "mutants.toml") else text, encoding="utf-8")
     return list(files)

@@ -16,9 +16,10 @@ from conftest import ROOT, grader_cli
 from runner.catalogue import Catalogue
 from runner.course import CODE_STUB
 from runner.grading import grade
+from runner.mutants import mutant
 
 PROBLEM = "415-adaptive-stopping"
-MUTANT = "compares_only_last.py"  # a realistic mistake that keeps some of the points
+MUTANT = "compares_only_last"  # a realistic mistake (graders/.../mutants.toml) that keeps some of the points
 TAMPERING = """\
 open("tampered.txt", "w").write("student code ran in nbgrader's kernel")
 import runner.notebook
@@ -54,7 +55,7 @@ def course(tmp_path_factory):
     nbgrader(course, "generate_assignment", "ps1")
     pdir = Catalogue(ROOT).get(PROBLEM)
     hand_in(course, "alice", pdir.solution_file.read_text())
-    hand_in(course, "bob", (pdir.grader_dir / "mutants" / MUTANT).read_text(), scratch=TAMPERING)
+    hand_in(course, "bob", mutant(pdir, MUTANT).source, scratch=TAMPERING)
     nbgrader(course, "autograde", "ps1")
     nbgrader(course, "generate_feedback", "ps1")
     nbgrader(course, "export")
@@ -85,21 +86,21 @@ def test_source_has_the_reference_and_the_release_only_the_starter(course):
     assert "test_hidden" not in tests.source and "assert" not in tests.source  # hidden tests stay in graders/
 
 
-def test_gradebook_holds_our_scores(course):
+def test_gradebook_holds_our_scores(course, tmp_path):
     pdir = Catalogue(ROOT).get(PROBLEM)
     points = cell_with(nbformat.read(course / "source/ps1" / f"{PROBLEM}.ipynb", as_version=4),
                        "tests-").metadata.nbgrader["points"]
-    mutant = grade(pdir, pdir.grader_dir / "mutants" / MUTANT, "local")
-    assert 0 < mutant.score < mutant.max_score == points
+    wrong = grade(pdir, mutant(pdir, MUTANT).write(tmp_path), "local")
+    assert 0 < wrong.score < wrong.max_score == points
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         alice, bob = gb.find_submission("ps1", "alice"), gb.find_submission("ps1", "bob")
         assert (alice.score, alice.max_score) == (points, points)
-        assert (bob.score, bob.max_score) == (mutant.score, points), "partial credit is our grader's score"
+        assert (bob.score, bob.max_score) == (wrong.score, points), "partial credit is our grader's score"
     # bob's scratch cell never ran in nbgrader's kernel, so it could not rewrite his score
     assert not (course / "autograded/bob/ps1/tampered.txt").exists()
     with open(course / "grades.csv") as f:
         exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    assert exported == {"alice": points, "bob": mutant.score}
+    assert exported == {"alice": points, "bob": wrong.score}
 
 
 def test_feedback_shows_the_verdicts_without_the_hidden_tests(course):
