@@ -84,7 +84,9 @@ class GraderFixtures:
             self._tmp = tempfile.TemporaryDirectory(prefix="grader-submission-")
             target = Path(self._tmp.name) / "submission.py"
             target.write_text(source.code, encoding="utf-8")
-            self._submission = InProcessSubmission(target, functions)
+            from .assets import handles_for
+
+            self._submission = InProcessSubmission(target, functions, handles=handles_for(meta)[1])
             return self._submission
         from .assets import handles_for
 

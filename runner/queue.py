@@ -2,7 +2,8 @@
 
 Jobs are acknowledged late and redelivered when the worker holding one dies, so a worker killed
 mid-grade loses nothing; the result write is conditional, so a redone job leaves exactly one
-final result. The broker is $GRADER_BROKER_URL (default redis://127.0.0.1:6379/0).
+final result. The broker is $GRADER_BROKER_URL (default redis://127.0.0.1:6379/0). A worker grades
+with $GRADER_BACKEND (default local) and $GRADER_LIMITS (overrides of the problems' limits).
 """
 from __future__ import annotations
 
@@ -39,6 +40,20 @@ def make_celery() -> Celery:
 celery_app = make_celery()
 
 
+def limits_from_env() -> dict:
+    """$GRADER_LIMITS, e.g. `time_s=2,total_s=10`: overrides of every problem's [limits] on this
+    worker (a course may want shorter limits under load; the load test uses it for hanging code)."""
+    from .schema import Limits
+
+    out: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in os.environ.get("GRADER_LIMITS", "").split(","))):
+        name, _, value = item.partition("=")
+        if name not in Limits.model_fields:
+            raise ValueError(f"GRADER_LIMITS: no limit named {name!r} (choose from {', '.join(Limits.model_fields)})")
+        out[name] = float(value)
+    return out
+
+
 def queue_for(problem_key: str) -> str:
     return "gpu" if Catalogue().get(problem_key).meta.device == "cuda" else "cpu"
 
@@ -64,7 +79,8 @@ def grade_submission(sub_id: int) -> str:
         path = Path(tmp) / (Path(row.filename).name or "submission.py")
         path.write_bytes(row.content)
         try:
-            result = grade(Catalogue().get(row.problem), path, os.environ.get("GRADER_BACKEND", "local"))
+            result = grade(Catalogue().get(row.problem), path, os.environ.get("GRADER_BACKEND", "local"),
+                           limits=limits_from_env())
         except GradingError as exc:
             book.mark_failed(sub_id, str(exc))
             return "failed"
@@ -83,6 +99,7 @@ def _warm_pool(**_):
 
 
 def run_worker(queues: list[str], concurrency: int = 1, hostname: str | None = None) -> None:
+    limits_from_env()  # a typo in $GRADER_LIMITS stops the worker here, not each job
     argv = ["worker", "--queues", ",".join(queues), "--concurrency", str(concurrency), "--pool", "solo",
             "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     if hostname:

@@ -290,7 +290,7 @@ class WorkerClient:
             rc = self.proc.returncode
         sig = -rc if rc is not None and rc < 0 else (rc - 128 if rc is not None and rc > 128 else None)
         if sig == signal.SIGXCPU:
-            return SolverTimeout(f"CPU time limit ({self.spec.limits['cpu_s']} s) exceeded during {during}")
+            return SolverTimeout(f"CPU time limit ({self.spec.limits['cpu_s']:g} s) exceeded during {during}")
         if sig == signal.SIGKILL:
             return SolverMemory(f"the worker was killed (out of memory?) during {during}")
         if sig is not None:

@@ -40,7 +40,7 @@ class FunctionSpec(_Strict):
 class Limits(_Strict):
     time_s: float = Field(10, gt=0, le=600)  # wall clock per call
     total_s: float = Field(120, gt=0, le=7200)  # wall clock for all calls of one submission
-    cpu_s: int = Field(120, gt=0, le=3600)
+    cpu_s: int = Field(120, gt=0, le=3600)  # CPU seconds per call, all threads together
     memory_mb: int = Field(4096, ge=256, le=262144)
     processes: int = Field(64, ge=1, le=4096)
     file_size_mb: int = Field(16, ge=1, le=4096)

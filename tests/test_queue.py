@@ -40,6 +40,7 @@ class Cluster:
 
     def __init__(self, tmp: Path, root: Path = ROOT):
         self.procs: list[subprocess.Popen] = []
+        self.workers: list[subprocess.Popen] = []
         self.redis_port, self.http_port = free_port(), free_port()
         self.env = {**os.environ, "GRADER_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                     "GRADER_DATA_DIR": str(tmp / "data"), "GRADER_ROOT": str(root),
@@ -77,9 +78,22 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def worker(self, queues: str, name: str) -> subprocess.Popen:
-        return self.spawn([sys.executable, "-m", "runner.cli", "worker", "--queues", queues,
+    def worker(self, queues: str, name: str, ready: bool = False) -> subprocess.Popen:
+        proc = self.spawn([sys.executable, "-m", "runner.cli", "worker", "--queues", queues,
                            "--hostname", f"{name}@test"], f"worker-{name}")
+        self.workers.append(proc)
+        if ready:  # consuming its queues
+            log = self.logs / f"worker-{name}-{len(self.procs) - 1}.log"
+            wait_until(lambda: b" ready." in log.read_bytes() or proc.poll() is not None, 90, f"worker {name}")
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+        return proc
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=20)
+        self.workers.clear()
 
     def submit(self, path: Path, problem: str = PROBLEM) -> int:
         reply = self.http.post("/api/submissions", data={"problem": problem},
@@ -102,11 +116,19 @@ class Cluster:
             proc.wait(timeout=20)
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory):
+    """redis and the server are started once for the tests that use the real catalogue."""
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
     yield c
     c.close()
+
+
+@pytest.fixture
+def cluster(shared_cluster):
+    """The shared cluster; the workers a test starts are stopped when it ends (its jobs are done)."""
+    yield shared_cluster
+    shared_cluster.stop_workers()
 
 
 def test_server_needs_a_token(cluster):
@@ -163,20 +185,28 @@ def test_worker_killed_mid_grade_loses_nothing(cluster, tmp_path):
 
 
 def test_gpu_jobs_wait_for_a_gpu_worker(tmp_path):
+    """A problem that wants cuda goes to the gpu queue: a cpu worker grades a cpu job submitted
+    after it and leaves it queued; a gpu worker then grades it."""
     root = tmp_path / "root"
-    for folder in ("problems", "solutions", "graders"):
-        shutil.copytree(ROOT / folder / PROBLEM, root / folder / PROBLEM)
+    cpu_problem = "413-forward-process"
+    for name in (PROBLEM, cpu_problem):
+        for folder in ("problems", "solutions", "graders"):
+            shutil.copytree(ROOT / folder / name, root / folder / name)
     toml = root / "problems" / PROBLEM / "problem.toml"
     toml.write_text(toml.read_text().replace('device = "cpu"', 'device = "cuda"'))
     assert 'device = "cuda"' in toml.read_text()
     c = Cluster(tmp_path, root)
     try:
-        c.worker("cpu", "cpu-only")
-        sub_id = c.submit(root / "solutions" / PROBLEM / "solution.py")
-        time.sleep(8)  # a cpu worker had every chance to take it
-        assert c.status(sub_id)["status"] == "queued"
+        c.worker("cpu", "cpu-only", ready=True)
+        gpu_job = c.submit(root / "solutions" / PROBLEM / "solution.py")
+        cpu_job = c.submit(root / "solutions" / cpu_problem / "solution.py", problem=cpu_problem)
+        control = c.wait_graded(cpu_job)  # the cpu worker took the later cpu job ...
+        assert control["status"] == "graded" and control["score"] == control["max_score"]
+        record = c.status(gpu_job)  # ... and never the gpu one
+        assert record["status"] == "queued" and record["attempts"] == 0
         c.worker("gpu", "gpu-box")  # no CUDA here: the worker falls back to the CPU
-        record = c.wait_graded(sub_id)
+        record = c.wait_graded(gpu_job)
         assert record["status"] == "graded" and record["score"] == record["max_score"]
+        assert record["attempts"] == 1
     finally:
         c.close()

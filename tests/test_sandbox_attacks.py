@@ -164,6 +164,15 @@ def test_infinite_loop(catalogue, tmp_path):
     assert any("total time budget" in t.message for t in result.tests)
 
 
+def test_cpu_limit_per_call(catalogue, tmp_path):
+    # A wall clock longer than the CPU allowance, so that the CPU rlimit is what stops each call.
+    limits = {"time_s": 30, "cpu_s": 2, "total_s": 25}
+    result, elapsed = grade_attack(catalogue, tmp_path, submission_with("while True:\n    pass"), limits)
+    charged(result, "timeout")
+    assert any("CPU time limit (2 s)" in t.message for t in result.tests)
+    assert elapsed < 120
+
+
 def test_stdout_flood(catalogue, tmp_path):
     code = submission_with("""
 line = "x" * 65536

@@ -1,0 +1,423 @@
+"""Hidden tests of 418-full-inference (generate on the real DiffusionGemma model).
+
+The solver's generate runs in the sandbox on the bundled model (the `model` handle). The model
+records every encoder and decoder pass there; the tests read that log through the worker and
+replay the sampler's deterministic decisions on it (temperature, acceptance, stopping, commit),
+so they never depend on the order in which a solution draws its random numbers. The outputs are
+also compared with transformers' own generate() on prompts where the model is confident.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from runner.assets import model_folder
+from runner.model import (CANVAS_LENGTH as L, EOS, PAD, VOCAB_SIZE as V, copy_example, count_example,
+                          left_pad, load_model)
+from runner.testing import Generator, Handle, binomial_bound
+
+MODEL = Handle("model")
+HOT = dict(max_denoising_steps=5, t_max=5.0, t_min=3.0)  # few, hot steps: many rejections
+DEFAULTS = dict(max_denoising_steps=48, t_max=0.8, t_min=0.4, entropy_bound=0.1, stability_threshold=1,
+                confidence_threshold=0.005)
+
+# Prompts the model answers confidently: every run gives the same committed canvases.
+CONFIDENT = [copy_example([11, 19, 15])[0], copy_example([20, 4, 7, 20, 4])[0], count_example(20, 5)[0],
+             count_example(0, 18)[0]]
+# Different lengths, answers of one to three canvases, eos in different canvases.
+MIXED = [copy_example([7, 18])[0], count_example(0, 18)[0], copy_example([24, 20, 9, 13, 16, 12, 18, 11, 17])[0],
+         count_example(5, 9)[0]]
+
+
+# ------------------------------------------------------------------ running and replaying
+
+def run(submission, prompts, seed, **kwargs):
+    """(input_ids, mask, sequences, tokens_per_forward, log, settings) of one generate call."""
+    ids, mask = left_pad(prompts)
+    settings = DEFAULTS | kwargs
+    submission.handle_method("model", "grader_clear_log")
+    out = submission.generate(MODEL, ids, attention_mask=mask, generator=Generator(seed), **settings)
+    log = submission.handle_method("model", "grader_take_log")
+    assert isinstance(out, (tuple, list)) and len(out) == 2, "generate must return (sequences, tokens_per_forward)"
+    seq, tpf = out
+    assert isinstance(seq, torch.Tensor) and isinstance(tpf, torch.Tensor), "both results must be tensors"
+    return ids, mask, seq, tpf, log, settings
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def replay(log: dict, s: dict) -> list[dict]:
+    """Per canvas: the decoder calls, and what the released sampler decides from their logits."""
+    n_steps = s["max_denoising_steps"]
+    canvases = []
+    for index in sorted({d["after_encoder"] for d in log["decoder"]}):
+        calls = [d for d in log["decoder"] if d["after_encoder"] == index]
+        b = calls[0]["canvas"].shape[0]
+        stopped = torch.zeros(b, dtype=torch.bool)
+        stop_call = [None] * b
+        history: list[torch.Tensor] = []
+        prev_eff = prev_argmax = None
+        effs, accepted = [], []
+        for i, call in enumerate(calls):
+            temperature = s["t_min"] + (s["t_max"] - s["t_min"]) * (n_steps - i) / n_steps
+            processed = call["logits"].double() / temperature
+            h = entropy(processed)
+            sorted_h, order = h.sort(dim=-1)
+            keep = sorted_h.cumsum(-1) - sorted_h <= s["entropy_bound"]
+            accepted.append(torch.zeros_like(keep).scatter(-1, order, keep))
+            argmax = processed.argmax(-1)
+            if stopped.any():
+                processed = torch.where(stopped[:, None, None], prev_eff, processed)
+                argmax = torch.where(stopped[:, None], prev_argmax, argmax)
+            k = s["stability_threshold"]
+            stable = torch.ones(b, dtype=torch.bool) if k == 0 else (
+                torch.stack([(hh == argmax).all(-1) for hh in history[-k:]]).all(0) if len(history) >= k
+                else torch.zeros(b, dtype=torch.bool))
+            history.append(argmax)
+            now = stable & (entropy(processed).mean(-1) < s["confidence_threshold"]) & ~stopped
+            for row in now.nonzero().flatten().tolist():
+                stop_call[row] = i
+            stopped |= now
+            effs.append(processed)
+            prev_eff, prev_argmax = processed, argmax
+        canvases.append({"calls": calls, "stop_call": stop_call, "eff": effs, "accepted": accepted,
+                         "argmax": prev_argmax, "all_stopped_at": max(stop_call) if all(
+                             c is not None for c in stop_call) else None})
+    return canvases
+
+
+def expected_passes(canvases, finished_before: list[torch.Tensor]) -> torch.Tensor:
+    """Decoder passes each row took part in (rows that stopped, or ended earlier, do not count)."""
+    b = canvases[0]["calls"][0]["canvas"].shape[0]
+    passes = torch.zeros(b)
+    for c, fin in zip(canvases, finished_before):
+        for row in range(b):
+            if not fin[row]:
+                passes[row] += len(c["calls"]) if c["stop_call"][row] is None else c["stop_call"][row] + 1
+    return passes
+
+
+def finished_before_each_canvas(seq: torch.Tensor, prompt_len: int, n_canvases: int) -> list[torch.Tensor]:
+    gen = seq[:, prompt_len:]
+    out, fin = [], torch.zeros(seq.shape[0], dtype=torch.bool)
+    for c in range(n_canvases):
+        out.append(fin.clone())
+        fin |= (gen[:, c * L:(c + 1) * L] == EOS).any(-1)
+    return out
+
+
+# transformers' results depend only on the prompts and settings: computed once per grading
+# process (validation grades many submissions in one process).
+_HF: dict = {}
+
+
+@pytest.fixture(scope="session")
+def hf_model():
+    if "model" not in _HF:
+        _HF["model"] = load_model(model_folder(), "cpu")
+    return _HF["model"]
+
+
+def hf_generate(model, prompts, seed, **kwargs):
+    key = repr((prompts, seed, sorted(kwargs.items()), model.generation_config.eos_token_id))
+    if key not in _HF:
+        _HF[key] = _hf_generate(model, prompts, seed, **kwargs)
+    return _HF[key]
+
+
+def _hf_generate(model, prompts, seed, **kwargs):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is much faster
+    try:
+        return _hf_generate_once(model, prompts, seed, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _hf_generate_once(model, prompts, seed, **kwargs):
+    ids, mask = left_pad(prompts)
+    s = DEFAULTS | kwargs
+    torch.manual_seed(seed)
+    from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
+
+    out = model.generate(ids, attention_mask=mask, max_new_tokens=kwargs.get("max_new_tokens", 24),
+                         max_denoising_steps=s["max_denoising_steps"], t_max=s["t_max"], t_min=s["t_min"],
+                         sampler_config=EntropyBoundSamplerConfig(entropy_bound=s["entropy_bound"]),
+                         stability_threshold=s["stability_threshold"],
+                         confidence_threshold=s["confidence_threshold"])
+    model.grader_clear_log()
+    return out.sequences, out.tokens_per_forward
+
+
+@pytest.fixture(scope="session")
+def confident(submission):
+    return run(submission, CONFIDENT, 11, max_new_tokens=24)
+
+
+@pytest.fixture(scope="session")
+def mixed(submission):
+    return run(submission, MIXED, 12, max_new_tokens=24)
+
+
+@pytest.fixture(scope="session")
+def unsure(submission):
+    """Hot temperatures and few steps: many positions are rejected and renoised."""
+    return run(submission, MIXED, 13, max_new_tokens=16, **HOT)
+
+
+def committed_ok(canvases, seq, prompt_len) -> bool:
+    gen = seq[:, prompt_len:]
+    fin = finished_before_each_canvas(seq, prompt_len, len(canvases))
+    for c, (canvas, before) in enumerate(zip(canvases, fin)):
+        got = gen[:, c * L:(c + 1) * L]
+        for row in range(seq.shape[0]):
+            if before[row]:
+                continue
+            want = canvas["argmax"][row]
+            upto = L
+            hits = (got[row] == EOS).nonzero()
+            if len(hits):
+                upto = int(hits[0]) + 1
+            if not torch.equal(got[row, :upto], want[:upto]):
+                return False
+    return True
+
+
+# ------------------------------------------------------------------ the tests
+
+def test_shapes_dtypes_and_prompt(mixed):
+    ids, _, seq, tpf, _, _ = mixed
+    assert seq.dtype == torch.int64, f"sequences have dtype {seq.dtype}, not int64"
+    assert seq.dim() == 2 and seq.shape[0] == ids.shape[0], "sequences should be (batch, length)"
+    extra = seq.shape[1] - ids.shape[1]
+    assert extra > 0 and extra % L == 0 and extra <= 3 * L, "the output should be the prompt plus whole canvases"
+    assert torch.equal(seq[:, :ids.shape[1]], ids), "the prompt part of the sequences was changed"
+    assert tpf.shape == (ids.shape[0],) and tpf.is_floating_point(), "tokens_per_forward should be (batch,) float"
+
+
+@pytest.mark.points(2)
+def test_agrees_with_transformers_on_confident_prompts(confident, hf_model):
+    _, _, seq, _, _, _ = confident
+    want, _ = hf_generate(hf_model, CONFIDENT, 0)
+    assert seq.shape == want.shape, "a different number of canvases than transformers' generate()"
+    assert torch.equal(seq, want), "committed canvases differ from transformers' generate() where the model is confident"
+
+
+@pytest.mark.points(2)
+def test_left_padded_batch_agrees_with_transformers(mixed, hf_model):
+    _, _, seq, _, _, _ = mixed
+    want, _ = hf_generate(hf_model, MIXED, 0)
+    assert seq.shape == want.shape, "a different number of canvases than transformers' generate() (padded batch)"
+    bad = (seq != want).any(-1).sum().item()
+    assert bad == 0, f"{bad} rows of a left-padded batch differ from transformers' generate()"
+
+
+def test_prompt_encoded_once_then_each_canvas_once(mixed, confident):
+    for ids, _, seq, _, log, _ in (mixed, confident):
+        n_canvases = (seq.shape[1] - ids.shape[1]) // L
+        tokens = log["encoder_tokens"]
+        assert len(tokens) == n_canvases, \
+            "expected one encoder pass per canvas (the prompt, then each committed canvas but the last)"
+        assert tokens[0] == ids.shape[1], "the first encoder pass should encode exactly the prompt"
+        assert all(t == L for t in tokens[1:]), "after the prefill, each encoder pass should encode one canvas only"
+
+
+def test_never_more_decoder_passes_than_the_step_limit(unsure, mixed):
+    for _, _, seq, _, log, s in (unsure, mixed):
+        canvases = replay(log, s)
+        assert all(len(c["calls"]) <= s["max_denoising_steps"] for c in canvases), \
+            "a canvas took more decoder passes than max_denoising_steps"
+    canvases = replay(unsure[4], unsure[5])
+    assert any(len(c["calls"]) == 5 for c in canvases), "with hot temperatures the step limit should be reached"
+
+
+def test_stops_when_every_row_is_stable_and_confident(mixed, confident):
+    for _, _, _, _, log, s in (mixed, confident):
+        for c in replay(log, s):
+            stop = c["all_stopped_at"]
+            want = s["max_denoising_steps"] if stop is None else stop + 1
+            assert len(c["calls"]) == want, \
+                "the denoising loop did not end right when every row was stable and confident"
+
+
+@pytest.mark.points(2)
+def test_self_conditioning_on_previous_processed_logits(mixed, unsure):
+    for _, _, _, _, log, s in (mixed, unsure):
+        for c in replay(log, s):
+            calls = c["calls"]
+            assert calls[0]["sc"] is None, "the first step of a canvas must run without self-conditioning"
+            for i in range(1, len(calls)):
+                sc = calls[i]["sc"]
+                assert sc is not None, "later steps must pass self-conditioning logits"
+                ok = torch.allclose(sc.double(), c["eff"][i - 1], rtol=1e-4, atol=1e-4)
+                assert ok, ("self-conditioning logits are not the previous step's temperature-scaled logits "
+                            "(check the schedule, and that stopped rows keep theirs)")
+
+
+def test_stopped_rows_stay_frozen(mixed):
+    _, _, _, _, log, s = mixed
+    checked = 0
+    for c in replay(log, s):
+        calls = c["calls"]
+        for row, stop in enumerate(c["stop_call"]):
+            if stop is None:
+                continue
+            for i in range(stop + 2, len(calls)):
+                checked += 1
+                assert torch.equal(calls[i]["canvas"][row], calls[stop + 1]["canvas"][row]), \
+                    "a row that had stopped kept changing its canvas"
+    assert checked > 0, "expected some rows to stop before others"
+
+
+@pytest.mark.points(2)
+def test_commits_the_argmax_canvas(mixed, unsure):
+    for ids, _, seq, _, log, s in (mixed, unsure):
+        assert committed_ok(replay(log, s), seq, ids.shape[1]), \
+            "a committed canvas is not the argmax canvas of the last denoising step"
+
+
+def test_renoises_every_rejected_position(unsure):
+    """Rejected positions get fresh uniform tokens: equal to the old token with probability 1/V."""
+    _, _, _, _, log, s = unsure
+    n = same_old = same_argmax = 0
+    for c in replay(log, s):
+        calls = c["calls"]
+        for i in range(len(calls) - 1):
+            active = torch.tensor([stop is None or stop >= i for stop in c["stop_call"]])
+            rejected = ~c["accepted"][i] & active[:, None]
+            nxt = calls[i + 1]["canvas"]
+            n += int(rejected.sum())
+            same_old += int((nxt == calls[i]["canvas"])[rejected].sum())
+            same_argmax += int((nxt == c["eff"][i].argmax(-1))[rejected].sum())
+    assert n >= 40, "expected many rejected positions at hot temperatures"
+    bound = n / V + binomial_bound(n, 1 / V)  # fails a correct solution with probability < 1e-6
+    assert same_old <= bound, "rejected positions kept their previous token instead of being renoised"
+    assert same_argmax <= bound, "rejected positions took the prediction instead of a fresh uniform token"
+
+
+def test_renoises_positions_accepted_earlier(unsure):
+    """A position accepted at an earlier step and rejected now is renoised as well (nothing is locked in)."""
+    _, _, _, _, log, s = unsure
+    n = same = 0
+    for c in replay(log, s):
+        calls = c["calls"]
+        ever = torch.zeros_like(c["accepted"][0])
+        for i in range(len(calls) - 1):
+            active = torch.tensor([stop is None or stop >= i for stop in c["stop_call"]])
+            rejected = ~c["accepted"][i] & ever & active[:, None]
+            n += int(rejected.sum())
+            same += int((calls[i + 1]["canvas"] == calls[i]["canvas"])[rejected].sum())
+            ever |= c["accepted"][i]
+    assert n >= 10, "expected positions that were accepted, then rejected, at hot temperatures"
+    assert same <= n / V + binomial_bound(n, 1 / V), \
+        "positions accepted at an earlier step kept their token after being rejected (they must be renoised)"
+
+
+def test_several_eos_ids_and_pad_after_the_first(submission, hf_model):
+    """eos_token_id may be a list; a canvas is cut after the first token of that list."""
+    eos = [EOS, copy_example([2])[1][0]]  # the symbol "c" also ends a sequence
+    prompts = [copy_example([0, 1, 2, 3, 4])[0], copy_example([5, 2, 6])[0], copy_example([7, 8])[0]]
+    submission.handle_method("model", "grader_set_eos", eos)
+    try:
+        _, _, seq, _, _, _ = run(submission, prompts, 15, max_new_tokens=16)
+    finally:
+        submission.handle_method("model", "grader_set_eos", EOS)
+    hf_model.generation_config.eos_token_id = eos
+    try:
+        want, _ = hf_generate(hf_model, prompts, 0, max_new_tokens=16)
+    finally:
+        hf_model.generation_config.eos_token_id = EOS
+    assert seq.shape == want.shape, "with a list of eos ids, a different number of canvases than transformers"
+    assert torch.equal(seq, want), \
+        "with a list of eos ids, tokens after the first of them must become pad (as transformers' generate())"
+
+
+def test_accepted_positions_take_a_sample(unsure, mixed):
+    """An accepted position holds a token drawn from the step's tempered distribution."""
+    n = unlikely = 0
+    for _, _, _, _, log, s in (unsure, mixed):
+        for c in replay(log, s):
+            calls = c["calls"]
+            for i in range(len(calls) - 1):
+                active = torch.tensor([stop is None or stop >= i for stop in c["stop_call"]])
+                acc = c["accepted"][i] & active[:, None]
+                probs = torch.softmax(c["eff"][i], dim=-1)
+                p_next = probs.gather(-1, calls[i + 1]["canvas"].unsqueeze(-1)).squeeze(-1)
+                n += int(acc.sum())
+                unlikely += int((p_next < 1e-4)[acc].sum())
+    p = V * 1e-4  # at most this chance per position of drawing a token of probability < 1e-4
+    assert n > 0
+    assert unlikely <= n * p + binomial_bound(n, p), \
+        "accepted positions hold tokens the tempered distribution makes very unlikely"
+
+
+def test_eos_then_pad_and_finished_rows(mixed):
+    ids, _, seq, _, _, _ = mixed
+    gen = seq[:, ids.shape[1]:]
+    n_canvases = gen.shape[1] // L
+    ended = []
+    for row in range(gen.shape[0]):
+        hits = (gen[row] == EOS).nonzero().flatten()
+        if len(hits):
+            first = int(hits[0])
+            assert bool((gen[row, first + 1:] == PAD).all()), "tokens after eos (and later canvases) must be pad"
+            ended.append(first // L)
+        else:
+            ended.append(None)
+    assert all(e is not None for e in ended), "every prompt of this batch should end with eos"
+    assert n_canvases == max(ended) + 1, "generation should stop after the canvas in which the last row ended"
+    assert len(set(ended)) > 1, "rows should end in different canvases"
+
+
+def test_tokens_per_forward(mixed, unsure):
+    for ids, _, seq, tpf, log, s in (mixed, unsure):
+        canvases = replay(log, s)
+        fin = finished_before_each_canvas(seq, ids.shape[1], len(canvases))
+        passes = expected_passes(canvases, fin)
+        valid = (seq[:, ids.shape[1]:] != PAD).sum(-1).double()
+        want = valid / passes.double()
+        ok = torch.allclose(tpf.double(), want, rtol=1e-5, atol=1e-6)
+        assert ok, ("tokens_per_forward is wrong: non-pad generated tokens / decoder passes the row took part "
+                    "in (not counting passes after it stopped or ended)")
+
+
+def test_max_new_tokens_limits_the_canvases(submission):
+    ids, _, seq, _, log, _ = run(submission, [count_example(0, 20)[0]], 14, max_new_tokens=12)
+    assert seq.shape[1] == ids.shape[1] + 2 * L, "max_new_tokens=12 with canvases of 8 means two canvases"
+    assert len(log["encoder_tokens"]) == 2
+
+
+def test_same_seed_same_output_different_seed_differs(submission, unsure):
+    """The generator drives every draw: the same seed repeats the run (the random starting canvas
+    included), another seed starts from another random canvas."""
+    _, _, seq, tpf, log, _ = unsure
+    _, _, again, tpf_again, log_again, _ = run(submission, MIXED, 13, max_new_tokens=16, **HOT)
+    first = log["decoder"][0]["canvas"]
+    assert torch.equal(seq, again) and torch.equal(tpf, tpf_again), "the same generator seed gave different outputs"
+    assert torch.equal(first, log_again["decoder"][0]["canvas"]), \
+        "the same generator seed gave a different starting canvas (draw it from the generator)"
+    _, _, _, _, log_other, _ = run(submission, MIXED, 99, max_new_tokens=16, **HOT)
+    assert not torch.equal(first, log_other["decoder"][0]["canvas"]), \
+        "different seeds gave the same random starting canvas"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU group: needs CUDA on the grading machine")
+def test_gpu_agrees_and_reports_tokens_per_second(submission, record_property):
+    import time
+
+    prompts = CONFIDENT * 4
+    ids, mask = left_pad(prompts)
+    t0 = time.perf_counter()
+    seq, tpf = submission.generate(MODEL, ids, attention_mask=mask, max_new_tokens=24, generator=Generator(5),
+                                   **DEFAULTS)
+    seconds = time.perf_counter() - t0
+    generated = int((seq[:, ids.shape[1]:] != PAD).sum())
+    record_property("tokens_per_second", generated / seconds)
+    gpu = load_model(model_folder(), "cuda")
+    torch.manual_seed(0)
+    want = gpu.generate(ids.cuda(), attention_mask=mask.cuda(), max_new_tokens=24).sequences.cpu()
+    assert torch.equal(seq, want), "on the GPU, committed canvases differ from transformers' generate()"
+    assert float(tpf.mean()) > 1.0, "on the GPU, fewer than one token per decoder pass"

@@ -1,0 +1,312 @@
+"""Load test of the course server: N submissions through the HTTP API to `grader worker` processes.
+
+Starts, on free loopback ports and with a private data folder (gradebook, tokens):
+  redis-server  ->  `grader serve` (uvicorn)  ->  W x `grader worker --queues cpu`
+then submits N files for one problem, a fixed mix decided up front, each kind with its expected
+verdict:
+  correct  the reference solution                          -> full score, every test passed
+  wrong    a mutant of the reference (mutants.toml)        -> partial score, some tests failed
+  crash    every function calls os._exit or raises         -> score 0, tests crashed or errored
+  hang     every function loops or sleeps forever          -> score 0, every test timed out
+and prints throughput (graded per minute), p50 and p95 latency from submit to final result, and
+the counts of lost, duplicated and wrong-verdict submissions. Exit status 1 if any count is not 0.
+
+  lost        accepted by the server (HTTP 202) but with no final result by the deadline
+  duplicated  graded more than once (attempts > 1 in the gradebook; no worker is killed here),
+              or more result writes in the workers' logs than graded submissions
+  wrong       a final result (as the API returns it) that is not the kind's expected verdict
+
+The hanging kind would take the problem's own time limits per call; the workers get
+GRADER_LIMITS (default time_s=2,total_s=12) so that the run ends in reasonable time.
+
+    python scripts/load_test.py [--n 200] [--workers 2] [--problem 413]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runner.catalogue import Catalogue  # noqa: E402
+from runner.gradebook import Gradebook, SubmissionRow  # noqa: E402
+
+MIX = {"correct": 0.40, "wrong": 0.30, "crash": 0.15, "hang": 0.15}
+MUTANTS = ["pads_scored", "clip_ignored", "ignores_generator"]  # of problem 413 (its mutants.toml)
+BAD_STATUSES = {"crashed", "error", "timeout", "memory", "invalid"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_files(pdir, folder: Path) -> dict[str, list[Path]]:
+    """The submissions of each kind (several files per kind, used in turn)."""
+    from runner.mutants import MutantError, mutant
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def module(name: str, body: str, head: str = "") -> Path:
+        # every function takes any arguments, so each test reaches the crash or the hang
+        path = folder / f"{name}.py"
+        path.write_text(head + "".join(f"def {f.name}(*args, **kwargs):\n    {body}\n" for f in pdir.meta.functions))
+        return path
+
+    try:
+        mutants = [mutant(pdir, name).write(folder) for name in MUTANTS]
+    except MutantError as exc:
+        sys.exit(f"{exc} (this script's wrong kind uses mutants of 413)")
+    return {
+        "correct": [pdir.solution_file],
+        "wrong": mutants,
+        "crash": [module("crash_exit", "os._exit(3)", "import os\n\n"),
+                  module("crash_raise", "raise RuntimeError('not implemented yet')")],
+        "hang": [module("hang_busy", "while True:\n        pass"),
+                 module("hang_sleep", "while True:\n        time.sleep(60)", "import time\n\n")],
+    }
+
+
+def expected(kind: str, record: dict) -> str | None:
+    """None when the record is the kind's expected verdict, else what is wrong with it."""
+    if record.get("status") != "graded":
+        return f"status {record.get('status')}: {str(record.get('error'))[:200]}"
+    score, top = record["score"], record["max_score"]
+    statuses = Counter(t["status"] for t in record["result"]["tests"])
+    if kind == "correct":
+        ok = score == top > 0 and set(statuses) == {"passed"}
+    elif kind == "wrong":
+        ok = 0 < score < top and statuses["failed"] > 0 and not BAD_STATUSES & set(statuses)
+    elif kind == "crash":
+        # after a few restarts the total time budget is spent: the remaining tests time out
+        ok = score == 0 and statuses["crashed"] + statuses["error"] > 0 and set(statuses) <= {
+            "crashed", "error", "timeout"}
+    else:
+        ok = score == 0 and set(statuses) == {"timeout"}
+    return None if ok else f"score {score}/{top}, tests {dict(statuses)}"
+
+
+class Cluster:
+    def __init__(self, data: Path, workers: int, limits: str):
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.data = data
+        self.logs = data / "logs"
+        self.logs.mkdir(parents=True)
+        redis_port, http_port = free_port(), free_port()
+        self.env = {**os.environ, "GRADER_DATA_DIR": str(data / "gradebook"), "GRADER_ROOT": str(ROOT),
+                    "GRADER_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0", "GRADER_LIMITS": limits,
+                    "PYTHONUNBUFFERED": "1"}
+        self.env.pop("GRADER_DB_URL", None)
+        self.spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"])
+        self.wait(lambda: self._redis_up(redis_port), 30, "redis-server")
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.spawn("server", [sys.executable, "-m", "runner.cli", "serve", "--port", str(http_port)])
+        self.wait(self._http_up, 90, "the server")
+        token = subprocess.run([sys.executable, "-m", "runner.cli", "token", "loadtest"], env=self.env,
+                               capture_output=True, text=True, check=True, cwd=ROOT)
+        self.token = token.stdout.strip()
+        for i in range(workers):
+            self.spawn(f"worker-{i}", [sys.executable, "-m", "runner.cli", "worker", "--queues", "cpu",
+                                       "--hostname", f"load{i}@%h"])
+        self.wait(self._workers_ready, 120, f"{workers} workers")
+
+    def spawn(self, name: str, cmd: list[str]) -> None:
+        log = open(self.logs / f"{name}.log", "wb")
+        self.procs.append((name, subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log,
+                                                  stderr=subprocess.STDOUT)))
+
+    def wait(self, predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = [n for n, p in self.procs if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"{', '.join(dead)} exited early; see {self.logs}")
+            if predicate():
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"timed out waiting for {what}; see {self.logs}")
+
+    @staticmethod
+    def _redis_up(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _http_up(self) -> bool:
+        try:
+            return httpx.get(self.url + "/api/problems", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _workers_ready(self) -> bool:
+        logs = [self.logs / f"{n}.log" for n, _ in self.procs if n.startswith("worker-")]
+        return all(b" ready." in p.read_bytes() for p in logs)
+
+    def worker_log_text(self) -> str:
+        return "".join((self.logs / f"{n}.log").read_text(errors="replace")
+                       for n, _ in self.procs if n.startswith("worker-"))
+
+    def close(self) -> None:
+        for name, proc in reversed(self.procs):  # workers first (warm shutdown), redis last
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 100)) - 1))]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=200, help="number of submissions (default 200)")
+    parser.add_argument("--workers", type=int, default=2, help="`grader worker` processes (default 2)")
+    parser.add_argument("--problem", default="413")
+    parser.add_argument("--limits", default="time_s=2,total_s=12", help="GRADER_LIMITS for the workers")
+    parser.add_argument("--deadline-min", type=float, default=90, help="give up waiting after this long")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder (gradebook, logs)")
+    args = parser.parse_args()
+    for tool in ("redis-server",):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed (apt-get install redis-server)")
+
+    pdir = Catalogue(ROOT).get(args.problem)
+    data = Path(tempfile.mkdtemp(prefix="grader-loadtest-"))
+    files = make_files(pdir, data / "submissions")
+    counts = {k: round(args.n * share) for k, share in MIX.items()}
+    counts["correct"] += args.n - sum(counts.values())
+    plan = [kind for kind, c in counts.items() for _ in range(c)]
+    random.Random(args.seed).shuffle(plan)
+    turn = Counter()
+    print(f"{args.n} submissions for {pdir.key}: " + ", ".join(f"{c} {k}" for k, c in counts.items())
+          + f"; {args.workers} workers; GRADER_LIMITS={args.limits}", flush=True)
+
+    cluster, failed = None, True
+    try:
+        cluster = Cluster(data, args.workers, args.limits)
+        http = httpx.Client(base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.token}"}, timeout=60)
+        submitted: dict[int, tuple[str, dt.datetime]] = {}
+        refused = 0
+        t0 = time.monotonic()
+        start = utcnow()
+        for kind in plan:
+            path = files[kind][turn[kind] % len(files[kind])]
+            turn[kind] += 1
+            sent = utcnow()
+            reply = http.post("/api/submissions", data={"problem": pdir.key},
+                              files={"file": (path.name, path.read_bytes())})
+            if reply.status_code != 202:
+                refused += 1
+                print(f"refused: {reply.status_code} {reply.text[:200]}", flush=True)
+                continue
+            submitted[reply.json()["id"]] = (kind, sent)
+        print(f"submitted {len(submitted)} in {time.monotonic() - t0:.1f} s ({refused} refused)", flush=True)
+
+        book = Gradebook(f"sqlite:///{data / 'gradebook' / 'gradebook.sqlite'}")
+        from sqlalchemy import func, select
+        from sqlalchemy.orm import Session
+
+        deadline = time.monotonic() + args.deadline_min * 60
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            with Session(book.engine) as s:
+                done = s.scalar(select(func.count()).select_from(SubmissionRow)
+                                .where(SubmissionRow.status.in_(("graded", "failed"))))
+            if done >= len(submitted):
+                break
+            if time.monotonic() - last_report > 30:
+                print(f"  {done}/{len(submitted)} final after {time.monotonic() - t0:.0f} s", flush=True)
+                last_report = time.monotonic()
+            time.sleep(1.0)
+        wall = time.monotonic() - t0
+
+        with Session(book.engine) as s:
+            rows = {r.id: r for r in s.scalars(select(SubmissionRow))}
+        lost, duplicated, wrong, latencies, finished = [], [], [], [], []
+        for sub_id, (kind, sent) in submitted.items():
+            row = rows.get(sub_id)
+            if row is None or row.status not in ("graded", "failed"):
+                lost.append(sub_id)
+                continue
+            if row.attempts != 1:
+                duplicated.append(sub_id)
+            record = http.get(f"/api/submissions/{sub_id}").json()  # what the solver sees
+            problem = expected(kind, record)
+            if problem:
+                wrong.append((sub_id, kind, problem))
+            latencies.append((row.finished_at - sent).total_seconds())
+            finished.append(row.finished_at)
+        extra_rows = len(rows) - len(submitted)
+        logs = cluster.worker_log_text()
+        writes = len(re.findall(r"succeeded in [0-9.]+s: 'stored'", logs))
+        redone = len(re.findall(r"succeeded in [0-9.]+s: 'already done'", logs))
+        graded_rows = sum(1 for i in submitted if rows.get(i) is not None and rows[i].status == "graded")
+        extra_writes = max(0, writes - graded_rows)
+        n_dup = len(duplicated) + max(0, extra_rows) + extra_writes
+        span_min = ((max(finished) - start).total_seconds() / 60) if finished else float("nan")
+
+        print()
+        print(f"submissions:  {len(submitted)} accepted, {len(finished)} final, {wall:.1f} s wall clock")
+        print(f"throughput:   {len(finished) / span_min:.1f} graded per minute")
+        if latencies:
+            print(f"latency:      p50 {percentile(latencies, 50):.1f} s, p95 {percentile(latencies, 95):.1f} s "
+                  f"(submit to final result; all {len(submitted)} submitted at once)")
+        print(f"result writes in worker logs: {writes} stored, {redone} redelivered jobs found the result stored")
+        print(f"lost:         {len(lost) + refused}")
+        print(f"duplicated:   {n_dup}")
+        print(f"wrong verdict: {len(wrong)}")
+        per_kind = Counter(kind for kind, _ in submitted.values())
+        bad_kind = Counter(k for _, k, _ in wrong)
+        print("by kind:      " + ", ".join(f"{k} {per_kind[k] - bad_kind[k]}/{per_kind[k]} as expected"
+                                           for k in MIX))
+        for sub_id, kind, problem in wrong[:10]:
+            print(f"  wrong verdict: #{sub_id} ({kind}): {problem}")
+        if lost:
+            print(f"  lost: {lost[:20]}")
+        if duplicated:
+            print(f"  graded more than once: {duplicated[:20]}")
+        http.close()
+        failed = bool(lost or refused or n_dup or wrong)
+        return 1 if failed else 0
+    finally:
+        if cluster is not None:
+            cluster.close()
+        if args.keep or failed:
+            print(f"kept {data} (gradebook, logs)")
+        else:
+            shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

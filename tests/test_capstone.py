@@ -1,0 +1,112 @@
+"""The capstone's pieces outside the problem folders: the bundled tiny checkpoint, the model
+loader and its pass log, the handles of problem 418, the training script and the benchmark."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from runner.catalogue import Catalogue
+from runner.model import (BUNDLED_NAME, CANVAS_LENGTH, EOS, PAD, bundled_checkpoint, copy_example, count_example,
+                          left_pad, load_model)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(1)
+    return load_model()
+
+
+def test_checkpoint_is_the_real_class_and_small(model):
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    folder = bundled_checkpoint()
+    files = {p.name for p in folder.iterdir()}
+    assert {"config.json", "generation_config.json", "model.safetensors"} <= files
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000
+    assert all(p.stat().st_mode & 0o004 for p in folder.iterdir()), "the sandbox user must be able to read them"
+    assert type(model) is DiffusionGemmaForBlockDiffusion and not model.training
+    assert model.config.canvas_length == CANVAS_LENGTH
+    assert model.generation_config.eos_token_id == EOS and model.generation_config.pad_token_id == PAD
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    info = json.loads((folder / "training.json").read_text())
+    assert info["final_loss"] < 0.5
+
+
+def test_the_model_has_learned_the_language(model):
+    prompts = [copy_example([3, 1, 4, 1, 5])[0], count_example(10, 13)[0]]
+    answers = [copy_example([3, 1, 4, 1, 5])[1], count_example(10, 13)[1]]
+    ids, mask = left_pad(prompts)
+    torch.manual_seed(0)
+    out = model.generate(ids, attention_mask=mask, max_new_tokens=16)
+    for row, answer in enumerate(answers):
+        assert out.sequences[row, ids.shape[1]:ids.shape[1] + len(answer)].tolist() == answer
+    assert float(out.tokens_per_forward[0]) > 2.0, "a confident canvas should commit several tokens a pass"
+
+
+def test_pass_log_counts_transformers_generate(model):
+    model.grader_clear_log()
+    ids = torch.tensor([count_example(0, 12)[0]])
+    torch.manual_seed(1)
+    out = model.generate(ids, max_new_tokens=24)
+    log = model.grader_take_log()
+    n_canvases = (out.sequences.shape[1] - ids.shape[1]) // CANVAS_LENGTH
+    assert log["encoder_tokens"] == [ids.shape[1]] + [CANVAS_LENGTH] * (n_canvases - 1)
+    generated = int((out.sequences[0, ids.shape[1]:] != PAD).sum())
+    assert generated / len(log["decoder"]) == pytest.approx(float(out.tokens_per_forward[0]))
+    first = [d for d in log["decoder"] if d["after_encoder"] == 1]
+    assert first[0]["sc"] is None and all(d["sc"] is not None for d in first[1:])
+    assert first[0]["logits"].shape == (1, CANVAS_LENGTH, model.config.text_config.vocab_size)
+    assert model.grader_take_log() == {"encoder_tokens": [], "decoder": []}
+
+
+def test_loader_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "nothing-here")
+
+
+def test_handles_only_for_the_capstone(monkeypatch):
+    from runner.assets import MODEL_ENV, handles_for
+
+    cat = Catalogue(ROOT)
+    assets, handles = handles_for(cat.get("418-full-inference").meta)
+    assert assets == {BUNDLED_NAME: bundled_checkpoint().resolve()}
+    assert handles["model"]["kind"] == "diffusiongemma"
+    assert handles["model"]["path"].endswith(f"/assets/{BUNDLED_NAME}")
+    assert handles.get("_cuda", False) == torch.cuda.is_available()
+    assert handles_for(cat.get("415-adaptive-stopping").meta) == ({}, {})
+    monkeypatch.setenv(MODEL_ENV, "/elsewhere/diffusiongemma-26B-A4B-it")
+    assets, _ = handles_for(cat.get("418-full-inference").meta)
+    assert assets[BUNDLED_NAME] == Path("/elsewhere/diffusiongemma-26B-A4B-it")
+
+
+def test_training_step_runs_and_learns_something():
+    train = load_script("train_tiny_model")
+    import random
+
+    ids, mask, clean = train.make_batch(random.Random(0), 6)
+    assert ids.shape[0] == clean.shape[0] == 6 and clean.shape[1] == CANVAS_LENGTH
+    assert bool(mask[:, -1].all()), "prefixes are left-padded"
+    _, loss, _ = train.train(steps=6, batch=8, lr=3e-3, log_every=3)
+    assert 0 < loss < 4.0
+
+
+def test_left_to_right_baseline_is_one_token_per_pass(model):
+    bench = load_script("bench_capstone")
+    prompt, answer = copy_example([2, 7, 1])
+    ids, mask = left_pad([prompt])
+    seq, tpf = bench.left_to_right(model, ids, mask, 16)
+    assert seq[0, len(prompt):].tolist() == answer
+    assert float(tpf[0]) == 1.0
