@@ -11,8 +11,8 @@ check the outputs against transformers' own sampler.
 
 The language (vocabulary of 32 ids):
   0 pad, 1 eos, 2 bos, 3 COPY, 4 COUNT, 5 SEP, 6..31 the symbols a..z.
-  copy:  [bos, COPY, x1 .. xn, SEP]  ->  x1 .. xn, eos                  (1 <= n <= 12)
-  count: [bos, COUNT, s, e, SEP]     ->  s, s+1, .., e (mod 26), eos    (1 <= length <= 20)
+  copy:  [bos, COPY, x1 .. xn, SEP]  ->  x1 .. xn, eos                  (1 <= n <= 16)
+  count: [bos, COUNT, s, e, SEP]     ->  s, s+1, .., e (mod 26), eos    (1 <= length <= 24)
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ PAD, EOS, BOS, COPY, COUNT, SEP = 0, 1, 2, 3, 4, 5
 SYMBOL0 = 6
 NUM_SYMBOLS = 26
 VOCAB_SIZE = SYMBOL0 + NUM_SYMBOLS
-CANVAS_LENGTH = 8
+CANVAS_LENGTH = 16
 BUNDLED_NAME = "diffusiongemma-tiny"
 
 

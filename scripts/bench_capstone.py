@@ -34,8 +34,9 @@ def reference_module():
 
 @torch.no_grad()
 def left_to_right(model, input_ids, attention_mask, max_new_tokens):
-    """One token per decoder pass: each pass denoises a canvas whose first position is the next
-    token; that token is committed and encoded, as an autoregressive model would."""
+    """One token per decoder pass, left to right: within a canvas, pass k sees the tokens committed
+    at positions < k and noise after them, and commits the argmax at position k; a full canvas is
+    encoded into the cache as the sampler does. Canvases stay aligned as in training."""
     from transformers import DynamicCache
 
     device = model.device
@@ -47,24 +48,30 @@ def left_to_right(model, input_ids, attention_mask, max_new_tokens):
     out = [ids]
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     passes = torch.zeros(B, device=device)
-    for _ in range(max_new_tokens):
+    for _ in range(-(-max_new_tokens // L)):
         n = to_encode.shape[1]
         model.model.encoder(input_ids=to_encode, attention_mask=mask, past_key_values=cache,
                             position_ids=torch.arange(cached, cached + n, device=device)[None])
         cached += n
         canvas = torch.randint(0, V, (B, L), device=device)
-        passes += ~finished
-        logits = model(decoder_input_ids=canvas, past_key_values=cache,
-                       decoder_attention_mask=F.pad(mask, (0, L), value=True),
-                       decoder_position_ids=torch.arange(cached, cached + L, device=device)[None]).logits
-        token = logits[:, 0].argmax(-1)
-        token = torch.where(finished, torch.full_like(token, PAD), token)
-        finished |= token == EOS
-        out.append(token[:, None])
+        done = finished.clone()
+        for k in range(L):
+            passes += ~done
+            logits = model(decoder_input_ids=canvas, past_key_values=cache,
+                           decoder_attention_mask=F.pad(mask, (0, L), value=True),
+                           decoder_position_ids=torch.arange(cached, cached + L, device=device)[None]).logits
+            token = torch.where(done, torch.full_like(canvas[:, k], PAD), logits[:, k].argmax(-1))
+            canvas[:, k] = token
+            done |= token == EOS
+            if bool(done.all()):
+                canvas[:, k + 1:] = PAD
+                break
+        finished = done
+        out.append(canvas)
         if bool(finished.all()):
             break
-        to_encode = token[:, None]
-        mask = F.pad(mask, (0, 1), value=True)
+        to_encode = canvas
+        mask = F.pad(mask, (0, L), value=True)
     seq = torch.cat(out, dim=1)
     tpf = (seq[:, ids.shape[1]:] != PAD).sum(-1) / passes
     return seq.cpu(), tpf.cpu()
@@ -75,17 +82,17 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: the bundled one)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
     model = load_model(args.model, args.device)
     ref = reference_module()
-    # Prompts of the tiny model's language that it answers confidently (it copies well; of the
-    # counts it is sure only of some): answers of 3 to 19 tokens, one to three canvases.
-    prompts = [copy_example([11, 19, 15])[0], copy_example([20, 4, 7, 20, 4])[0],
-               copy_example([16, 12, 23, 0, 21, 24])[0], copy_example([0, 8, 15, 19, 23, 12, 22, 25])[0],
-               count_example(20, 5)[0], count_example(0, 11)[0], count_example(5, 9)[0], count_example(0, 18)[0]]
+    # Prompts of the tiny model's language, of the lengths it was trained on: answers of 4 to 25
+    # tokens, one or two canvases.
+    prompts = [copy_example([11, 19, 15])[0], copy_example([20, 4, 7, 20, 4, 1, 1, 5, 9, 13, 22, 0])[0],
+               copy_example([16, 12, 23, 0, 21, 24])[0], copy_example([0, 8, 15, 19, 23, 12, 22, 25, 3, 4, 5, 6, 7])[0],
+               count_example(20, 5)[0], count_example(0, 11)[0], count_example(5, 15)[0], count_example(3, 24)[0]]
     ids, mask = left_pad(prompts)
     T = args.max_new_tokens
 

@@ -6,7 +6,8 @@ The real `DiffusionGemmaForBlockDiffusion` class, every size shrunk (runner/mode
 trained on CPU with a fixed seed on the synthetic copy/count language of runner/model.py with the
 block-diffusion objective:
   - a training example is a prefix (the prompt plus the answer's earlier canvases, left-padded and
-    masked) and the next canvas of the answer (8 tokens; after eos the canvas holds pad);
+    masked) and the next canvas of the answer (CANVAS_LENGTH = 16 tokens;
+    after eos the canvas holds pad);
   - uniform-state noise: one t ~ U[1e-3, 1 - 1e-3] per example, each canvas token replaced by a
     uniformly drawn token with probability t;
   - the decoder reads the encoder's KV cache of the prefix and predicts the clean canvas
@@ -37,9 +38,9 @@ SEED = 1234
 
 def random_example(rng: random.Random) -> tuple[list[int], list[int]]:
     if rng.random() < 0.5:
-        n = rng.randint(1, 12)
+        n = rng.randint(1, 16)
         return copy_example([rng.randrange(NUM_SYMBOLS) for _ in range(n)])
-    return count_example(rng.randrange(NUM_SYMBOLS), rng.randint(1, 20))
+    return count_example(rng.randrange(NUM_SYMBOLS), rng.randint(1, 24))
 
 
 def make_batch(rng: random.Random, batch: int):
@@ -116,7 +117,7 @@ def train(steps: int, batch: int, lr: float, log_every: int = 100):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--out", type=Path, default=bundled_checkpoint())

@@ -22,11 +22,12 @@ DEFAULTS = dict(max_denoising_steps=48, t_max=0.8, t_min=0.4, entropy_bound=0.1,
                 confidence_threshold=0.005)
 
 # Prompts the model answers confidently: every run gives the same committed canvases.
-CONFIDENT = [copy_example([11, 19, 15])[0], copy_example([20, 4, 7, 20, 4])[0], count_example(20, 5)[0],
-             count_example(0, 18)[0]]
-# Different lengths, answers of one to three canvases, eos in different canvases.
+CONFIDENT = [copy_example([11, 19, 15])[0], copy_example([20, 4, 7, 20, 4, 1, 1, 5, 9, 13, 22, 0])[0],
+             count_example(20, 5)[0], count_example(0, 18)[0]]
+# Different lengths, answers of one or two canvases, eos in different canvases, rows that stop
+# after different numbers of steps (the model is less sure of the last copy).
 MIXED = [copy_example([7, 18])[0], count_example(0, 18)[0], copy_example([24, 20, 9, 13, 16, 12, 18, 11, 17])[0],
-         count_example(5, 9)[0]]
+         count_example(3, 24)[0], copy_example([7, 4, 11, 11, 14, 22, 14, 17, 11, 3])[0]]
 
 
 # ------------------------------------------------------------------ running and replaying
@@ -154,18 +155,18 @@ def _hf_generate_once(model, prompts, seed, **kwargs):
 
 @pytest.fixture(scope="session")
 def confident(submission):
-    return run(submission, CONFIDENT, 11, max_new_tokens=24)
+    return run(submission, CONFIDENT, 11, max_new_tokens=2 * L)
 
 
 @pytest.fixture(scope="session")
 def mixed(submission):
-    return run(submission, MIXED, 12, max_new_tokens=24)
+    return run(submission, MIXED, 12, max_new_tokens=2 * L)
 
 
 @pytest.fixture(scope="session")
 def unsure(submission):
     """Hot temperatures and few steps: many positions are rejected and renoised."""
-    return run(submission, MIXED, 13, max_new_tokens=16, **HOT)
+    return run(submission, MIXED, 13, max_new_tokens=2 * L, **HOT)
 
 
 def committed_ok(canvases, seq, prompt_len) -> bool:
@@ -385,8 +386,8 @@ def test_tokens_per_forward(mixed, unsure):
 
 
 def test_max_new_tokens_limits_the_canvases(submission):
-    ids, _, seq, _, log, _ = run(submission, [count_example(0, 20)[0]], 14, max_new_tokens=12)
-    assert seq.shape[1] == ids.shape[1] + 2 * L, "max_new_tokens=12 with canvases of 8 means two canvases"
+    ids, _, seq, _, log, _ = run(submission, [count_example(0, 24)[0]], 14, max_new_tokens=L + 4)
+    assert seq.shape[1] == ids.shape[1] + 2 * L, f"max_new_tokens={L + 4} with canvases of {L} means two canvases"
     assert len(log["encoder_tokens"]) == 2
 
 
@@ -394,12 +395,12 @@ def test_same_seed_same_output_different_seed_differs(submission, unsure):
     """The generator drives every draw: the same seed repeats the run (the random starting canvas
     included), another seed starts from another random canvas."""
     _, _, seq, tpf, log, _ = unsure
-    _, _, again, tpf_again, log_again, _ = run(submission, MIXED, 13, max_new_tokens=16, **HOT)
+    _, _, again, tpf_again, log_again, _ = run(submission, MIXED, 13, max_new_tokens=2 * L, **HOT)
     first = log["decoder"][0]["canvas"]
     assert torch.equal(seq, again) and torch.equal(tpf, tpf_again), "the same generator seed gave different outputs"
     assert torch.equal(first, log_again["decoder"][0]["canvas"]), \
         "the same generator seed gave a different starting canvas (draw it from the generator)"
-    _, _, _, _, log_other, _ = run(submission, MIXED, 99, max_new_tokens=16, **HOT)
+    _, _, _, _, log_other, _ = run(submission, MIXED, 99, max_new_tokens=2 * L, **HOT)
     assert not torch.equal(first, log_other["decoder"][0]["canvas"]), \
         "different seeds gave the same random starting canvas"
 

@@ -43,7 +43,7 @@ def random_prompts(seed: int, n: int) -> list[list[int]]:
         if rng.random() < 0.8:
             out.append(copy_example([rng.randrange(26) for _ in range(rng.randint(1, 4))])[0])
         else:
-            out.append(count_example(*rng.choice([(20, 5), (0, 11), (5, 9)]))[0])
+            out.append(count_example(*rng.choice([(20, 5), (0, 11), (5, 9), (0, 18), (3, 24)]))[0])
     return out
 
 
@@ -51,10 +51,10 @@ def random_prompts(seed: int, n: int) -> list[list[int]]:
 def test_reference_matches_transformers_generate(ref, model, seed):
     prompts = random_prompts(seed, 3 + seed)
     ids, mask = left_pad(prompts)
-    seq, tpf = ref.generate(model, ids, attention_mask=mask, max_new_tokens=24,
+    seq, tpf = ref.generate(model, ids, attention_mask=mask, max_new_tokens=32,
                             generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(seed)
-    out = model.generate(ids, attention_mask=mask, max_new_tokens=24)
+    out = model.generate(ids, attention_mask=mask, max_new_tokens=32)
     assert seq.shape == out.sequences.shape
     assert torch.equal(seq, out.sequences)
 
@@ -63,7 +63,7 @@ def test_reference_matches_transformers_generate(ref, model, seed):
 def test_tokens_per_forward_counts_the_model_passes(ref, model, seed):
     prompt = random_prompts(10 + seed, 1)
     model.grader_clear_log()
-    seq, tpf = ref.generate(model, torch.tensor(prompt), max_new_tokens=24,
+    seq, tpf = ref.generate(model, torch.tensor(prompt), max_new_tokens=32,
                             generator=torch.Generator().manual_seed(seed))
     passes = len(model.grader_take_log()["decoder"])
     assert float(tpf[0]) == pytest.approx(int((seq[0, len(prompt[0]):] != 0).sum()) / passes)

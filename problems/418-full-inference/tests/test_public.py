@@ -18,11 +18,11 @@ def test_copies_a_short_word(submission):
 
 
 def test_counts_across_canvases_in_a_padded_batch(submission):
-    prompts = [count_example(0, 11)[0], copy_example([5, 6])[0]]
-    answers = [count_example(0, 11)[1], copy_example([5, 6])[1]]
+    prompts = [count_example(0, 20)[0], copy_example([5, 6])[0]]
+    answers = [count_example(0, 20)[1], copy_example([5, 6])[1]]
     ids, mask = left_pad(prompts)
     seq, tpf = submission.generate(MODEL, ids, attention_mask=mask, max_new_tokens=32, generator=Generator(1))
-    assert seq.shape == (2, ids.shape[1] + 2 * CANVAS_LENGTH), "two canvases: the count needs 12 tokens"
+    assert seq.shape == (2, ids.shape[1] + 2 * CANVAS_LENGTH), f"two canvases: the count needs 21 tokens, a canvas holds {CANVAS_LENGTH}"
     for row, answer in enumerate(answers):
         got = seq[row, ids.shape[1]:].tolist()
         assert got == answer + [0] * (len(got) - len(answer)), f"row {row}: got {got}"
