@@ -1,6 +1,7 @@
 """Finding problems: folders under problems/, solutions/, graders/ of one root."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,6 +18,15 @@ def default_root() -> Path:
     """The folder holding problems/, solutions/ and graders/: $GRADER_ROOT or this checkout."""
     env = os.environ.get("GRADER_ROOT")
     return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
+def import_file(path: Path, name: str):
+    """The module a file outside sys.path defines (a reference, a script), run in this process:
+    trusted code only. Whatever the file raises propagates."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass(frozen=True)

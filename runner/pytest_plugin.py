@@ -8,13 +8,12 @@ parsed problem.toml.
 """
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from .catalogue import Catalogue, ProblemDir, find_problem_for_path
+from .catalogue import Catalogue, ProblemDir, find_problem_for_path, import_file
 from .rpc import InProcessSubmission, SandboxedSubmission, checkout_worker
 from .sandbox import LaunchSpec, get_backend
 from .submission import InvalidSubmission, read_submission
@@ -120,10 +119,7 @@ class GraderFixtures:
         path = self._require_problem().solution_file
         if not path.is_file():
             pytest.skip("the reference solution is not available here")
-        spec = importlib.util.spec_from_file_location(f"reference_{self.problem_dir.key.replace('-', '_')}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+        return import_file(path, f"reference_{self.problem_dir.key.replace('-', '_')}")
 
 
 class _Invalid:

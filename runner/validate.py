@@ -4,13 +4,12 @@ marks, the starter scores zero, and every mutant (a realistic mistake) fails som
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalogue import ProblemDir
+from .catalogue import ProblemDir, import_file
 from .grading import GradingError, grade
 from .mutants import MutantError, load_mutants
 from .schema import ProblemFormatError
@@ -45,9 +44,7 @@ def run_worked_example(pdir: ProblemDir) -> tuple[bool, str]:
     blocks = [b for b in PYTHON_BLOCK.findall(pdir.text("statement.md")) if ">>>" in b]
     if not blocks:
         return False, "statement.md has no worked example (a ```python block with >>> lines)"
-    spec = importlib.util.spec_from_file_location("reference_for_example", pdir.solution_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_file(pdir.solution_file, "reference_for_example")
     parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     out: list[str] = []
     for i, block in enumerate(blocks):

@@ -10,7 +10,6 @@ tokens per second (median of the repeats), and the ratios to left-to-right decod
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
@@ -21,15 +20,13 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from runner.catalogue import import_file  # noqa: E402
 from runner.model import EOS, PAD, copy_example, count_example, left_pad, load_model  # noqa: E402
 
 
 def reference_module():
     path = ROOT / "solutions" / "418-full-inference" / "solution.py"
-    spec = importlib.util.spec_from_file_location("reference_418", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(path, "reference_418")
 
 
 @torch.no_grad()

@@ -25,36 +25,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import random
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner.catalogue import Catalogue  # noqa: E402
+from runner.cluster import LocalCluster  # noqa: E402
 from runner.gradebook import Gradebook, SubmissionRow  # noqa: E402
 
 MIX = {"correct": 0.40, "wrong": 0.30, "crash": 0.15, "hang": 0.15}
 MUTANTS = ["pads_scored", "clip_ignored", "ignores_generator"]  # of problem 413 (its mutants.toml)
 BAD_STATUSES = {"crashed", "error", "timeout", "memory", "invalid"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_files(pdir, folder: Path) -> dict[str, list[Path]]:
@@ -102,81 +91,6 @@ def expected(kind: str, record: dict) -> str | None:
     return None if ok else f"score {score}/{top}, tests {dict(statuses)}"
 
 
-class Cluster:
-    def __init__(self, data: Path, workers: int, limits: str):
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.data = data
-        self.logs = data / "logs"
-        self.logs.mkdir(parents=True)
-        redis_port, http_port = free_port(), free_port()
-        self.env = {**os.environ, "GRADER_DATA_DIR": str(data / "gradebook"), "GRADER_ROOT": str(ROOT),
-                    "GRADER_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0", "GRADER_LIMITS": limits,
-                    "PYTHONUNBUFFERED": "1"}
-        self.env.pop("GRADER_DB_URL", None)
-        self.spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"])
-        self.wait(lambda: self._redis_up(redis_port), 30, "redis-server")
-        self.url = f"http://127.0.0.1:{http_port}"
-        self.spawn("server", [sys.executable, "-m", "runner.cli", "serve", "--port", str(http_port)])
-        self.wait(self._http_up, 90, "the server")
-        token = subprocess.run([sys.executable, "-m", "runner.cli", "token", "loadtest"], env=self.env,
-                               capture_output=True, text=True, check=True, cwd=ROOT)
-        self.token = token.stdout.strip()
-        for i in range(workers):
-            self.spawn(f"worker-{i}", [sys.executable, "-m", "runner.cli", "worker", "--queues", "cpu",
-                                       "--hostname", f"load{i}@%h"])
-        self.wait(self._workers_ready, 120, f"{workers} workers")
-
-    def spawn(self, name: str, cmd: list[str]) -> None:
-        log = open(self.logs / f"{name}.log", "wb")
-        self.procs.append((name, subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log,
-                                                  stderr=subprocess.STDOUT)))
-
-    def wait(self, predicate, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            dead = [n for n, p in self.procs if p.poll() is not None]
-            if dead:
-                raise RuntimeError(f"{', '.join(dead)} exited early; see {self.logs}")
-            if predicate():
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"timed out waiting for {what}; see {self.logs}")
-
-    @staticmethod
-    def _redis_up(port: int) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def _http_up(self) -> bool:
-        try:
-            return httpx.get(self.url + "/api/problems", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def _workers_ready(self) -> bool:
-        logs = [self.logs / f"{n}.log" for n, _ in self.procs if n.startswith("worker-")]
-        return all(b" ready." in p.read_bytes() for p in logs)
-
-    def worker_log_text(self) -> str:
-        return "".join((self.logs / f"{n}.log").read_text(errors="replace")
-                       for n, _ in self.procs if n.startswith("worker-"))
-
-    def close(self) -> None:
-        for name, proc in reversed(self.procs):  # workers first (warm shutdown), redis last
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -214,8 +128,10 @@ def main() -> int:
 
     cluster, failed = None, True
     try:
-        cluster = Cluster(data, args.workers, args.limits)
-        http = httpx.Client(base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.token}"}, timeout=60)
+        cluster = LocalCluster(data, ROOT, env={"GRADER_LIMITS": args.limits}, user="loadtest")
+        for i in range(args.workers):
+            cluster.worker("cpu", f"load{i}")
+        http = cluster.http
         submitted: dict[int, tuple[str, dt.datetime]] = {}
         refused = 0
         t0 = time.monotonic()
@@ -268,7 +184,7 @@ def main() -> int:
             latencies.append((row.finished_at - sent).total_seconds())
             finished.append(row.finished_at)
         extra_rows = len(rows) - len(submitted)
-        logs = cluster.worker_log_text()
+        logs = cluster.worker_logs()
         writes = len(re.findall(r"succeeded in [0-9.]+s: 'stored'", logs))
         redone = len(re.findall(r"succeeded in [0-9.]+s: 'already done'", logs))
         graded_rows = sum(1 for i in submitted if rows.get(i) is not None and rows[i].status == "graded")
@@ -296,7 +212,6 @@ def main() -> int:
             print(f"  lost: {lost[:20]}")
         if duplicated:
             print(f"  graded more than once: {duplicated[:20]}")
-        http.close()
         failed = bool(lost or refused or n_dup or wrong)
         return 1 if failed else 0
     finally:

@@ -2,13 +2,13 @@
 loader and its pass log, the handles of problem 418, the training script and the benchmark."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from runner.catalogue import import_file
 from runner.catalogue import Catalogue
 from runner.model import (BUNDLED_NAME, CANVAS_LENGTH, EOS, PAD, bundled_checkpoint, copy_example, count_example,
                           left_pad, load_model)
@@ -17,10 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(ROOT / "scripts" / f"{name}.py", name)
 
 
 @pytest.fixture(scope="module")

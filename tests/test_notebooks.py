@@ -6,7 +6,6 @@ environment), exactly as JupyterLab's "Run All" would, and grade through the rea
 import json
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from conftest import ROOT, grader_cli, write

@@ -3,7 +3,6 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,107 +12,16 @@ import httpx
 import pytest
 
 from conftest import ROOT
+from runner.cluster import LocalCluster, wait_until
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
 
 PROBLEM = "415-adaptive-stopping"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class Cluster:
-    """redis + server + workers, all children of the test, all on loopback."""
-
-    def __init__(self, tmp: Path, root: Path = ROOT):
-        self.procs: list[subprocess.Popen] = []
-        self.workers: list[subprocess.Popen] = []
-        self.redis_port, self.http_port = free_port(), free_port()
-        self.env = {**os.environ, "GRADER_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-                    "GRADER_DATA_DIR": str(tmp / "data"), "GRADER_ROOT": str(root),
-                    "GRADER_VISIBILITY_TIMEOUT": "4"}
-        self.logs = tmp
-        redis = self.spawn(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no"], "redis")
-        wait_until(lambda: self._ping(), 20, "redis")
-        self.spawn([sys.executable, "-m", "runner.cli", "serve", "--port", str(self.http_port)], "server")
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        wait_until(lambda: self._http_up(), 60, "the server")
-        token = subprocess.run([sys.executable, "-m", "runner.cli", "token", "alice"], env=self.env,
-                               capture_output=True, text=True, check=True)
-        self.token = token.stdout.strip()
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
-        self.redis = redis
-
-    def _ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def _http_up(self) -> bool:
-        try:
-            return httpx.get(self.url + "/api/problems", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def spawn(self, cmd, name) -> subprocess.Popen:
-        log = open(self.logs / f"{name}-{len(self.procs)}.log", "wb")
-        proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        self.procs.append(proc)
-        return proc
-
-    def worker(self, queues: str, name: str, ready: bool = False) -> subprocess.Popen:
-        proc = self.spawn([sys.executable, "-m", "runner.cli", "worker", "--queues", queues,
-                           "--hostname", f"{name}@test"], f"worker-{name}")
-        self.workers.append(proc)
-        if ready:  # consuming its queues
-            log = self.logs / f"worker-{name}-{len(self.procs) - 1}.log"
-            wait_until(lambda: b" ready." in log.read_bytes() or proc.poll() is not None, 90, f"worker {name}")
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-        return proc
-
-    def stop_workers(self) -> None:
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=20)
-        self.workers.clear()
-
-    def submit(self, path: Path, problem: str = PROBLEM) -> int:
-        reply = self.http.post("/api/submissions", data={"problem": problem},
-                               files={"file": (path.name, path.read_bytes())})
-        assert reply.status_code == 202, reply.text
-        return reply.json()["id"]
-
-    def status(self, sub_id: int) -> dict:
-        return self.http.get(f"/api/submissions/{sub_id}").json()
-
-    def wait_graded(self, sub_id: int, timeout: float = 120) -> dict:
-        return wait_until(lambda: (r := self.status(sub_id))["status"] in ("graded", "failed") and r,
-                          timeout, f"submission {sub_id}")
-
-    def close(self):
-        self.http.close()
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=20)
+def Cluster(tmp: Path, root: Path = ROOT) -> LocalCluster:
+    # a short visibility timeout, so that a killed worker's job is handed out again within seconds
+    return LocalCluster(tmp, root, env={"GRADER_VISIBILITY_TIMEOUT": "4"})
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +48,7 @@ def test_submissions_through_server_are_graded(cluster, tmp_path):
     cluster.worker("cpu", "w1")
     ref = ROOT / "solutions" / PROBLEM / "solution.py"
     wrong = ROOT / "problems" / PROBLEM / "starter.py"
-    good_id, bad_id = cluster.submit(ref), cluster.submit(wrong)
+    good_id, bad_id = cluster.submit(ref, PROBLEM), cluster.submit(wrong, PROBLEM)
     # stored before it is queued: the gradebook knows it at once
     assert cluster.status(good_id)["status"] in ("queued", "grading", "graded")
     good, bad = cluster.wait_graded(good_id), cluster.wait_graded(bad_id)
@@ -172,7 +80,7 @@ class StableAndConfident(StableAndConfident):
 
 def test_worker_killed_mid_grade_loses_nothing(cluster, tmp_path):
     first = cluster.worker("cpu", "doomed")
-    sub_id = cluster.submit(slow_copy(tmp_path))
+    sub_id = cluster.submit(slow_copy(tmp_path), PROBLEM)
     wait_until(lambda: cluster.status(sub_id)["status"] == "grading", 90, "grading to start")
     time.sleep(1.0)
     os.kill(first.pid, signal.SIGKILL)
@@ -197,8 +105,8 @@ def test_gpu_jobs_wait_for_a_gpu_worker(tmp_path):
     assert 'device = "cuda"' in toml.read_text()
     c = Cluster(tmp_path, root)
     try:
-        c.worker("cpu", "cpu-only", ready=True)
-        gpu_job = c.submit(root / "solutions" / PROBLEM / "solution.py")
+        c.worker("cpu", "cpu-only")
+        gpu_job = c.submit(root / "solutions" / PROBLEM / "solution.py", PROBLEM)
         cpu_job = c.submit(root / "solutions" / cpu_problem / "solution.py", problem=cpu_problem)
         control = c.wait_graded(cpu_job)  # the cpu worker took the later cpu job ...
         assert control["status"] == "graded" and control["score"] == control["max_score"]

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from conftest import write
 from runner.grading import grade
 
 

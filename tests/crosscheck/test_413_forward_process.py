@@ -15,12 +15,13 @@ sample size, which is large here). All seeds are fixed, so the tests are determi
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 import torch
+
+from runner.catalogue import import_file
 import torch.nn.functional as F
 
 SOLUTION = Path(__file__).resolve().parents[2] / "solutions" / "413-forward-process" / "solution.py"
@@ -29,10 +30,7 @@ ALPHA = 1e-6
 
 @pytest.fixture(scope="module")
 def ref():
-    spec = importlib.util.spec_from_file_location("solution_413_forward_process", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(SOLUTION, "solution_413_forward_process")
 
 
 def hoeffding(n: int, alpha: float = ALPHA) -> float:

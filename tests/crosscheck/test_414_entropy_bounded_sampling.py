@@ -4,11 +4,12 @@ EntropyBoundSampler.accept_canvas / renoise_canvas
 (models/diffusion_gemma/generation_diffusion_gemma.py)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+
+from runner.catalogue import import_file
 
 generation = pytest.importorskip("transformers.models.diffusion_gemma.generation_diffusion_gemma")
 
@@ -17,10 +18,7 @@ SOLUTION = Path(__file__).resolve().parents[2] / "solutions" / "414-entropy-boun
 
 @pytest.fixture(scope="module")
 def ref():
-    spec = importlib.util.spec_from_file_location("solution_414_entropy_bounded_sampling", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(SOLUTION, "solution_414_entropy_bounded_sampling")
 
 
 def hf_sampler(bound: float, length: int, vocab: int):

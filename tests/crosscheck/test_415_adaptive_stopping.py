@@ -2,11 +2,12 @@
 StableAndConfidentStoppingCriteria (models/diffusion_gemma/generation_diffusion_gemma.py)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+
+from runner.catalogue import import_file
 
 generation = pytest.importorskip("transformers.models.diffusion_gemma.generation_diffusion_gemma")
 HF = generation.StableAndConfidentStoppingCriteria
@@ -16,10 +17,7 @@ SOLUTION = Path(__file__).resolve().parents[2] / "solutions" / "415-adaptive-sto
 
 @pytest.fixture(scope="module")
 def ref():
-    spec = importlib.util.spec_from_file_location("solution_415_adaptive_stopping", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(SOLUTION, "solution_415_adaptive_stopping")
 
 
 def random_calls(gen: torch.Generator, n_calls: int, batch: int, length: int, vocab: int):

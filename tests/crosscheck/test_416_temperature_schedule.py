@@ -10,12 +10,13 @@
 """
 from __future__ import annotations
 
-import importlib.util
 import inspect
 from pathlib import Path
 
 import pytest
 import torch
+
+from runner.catalogue import import_file
 
 pytest.importorskip("transformers")
 from transformers.models.diffusion_gemma.generation_diffusion_gemma import (  # noqa: E402
@@ -28,10 +29,7 @@ ALPHA = 1e-6
 
 
 def _load_reference():
-    spec = importlib.util.spec_from_file_location("reference_416_temperature_schedule", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(SOLUTION, "reference_416_temperature_schedule")
 
 
 ref = _load_reference()

@@ -10,11 +10,12 @@
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+
+from runner.catalogue import import_file
 
 modeling = pytest.importorskip("transformers.models.diffusion_gemma.modeling_diffusion_gemma")
 from transformers import DiffusionGemmaConfig, DynamicCache  # noqa: E402
@@ -26,10 +27,7 @@ HEAD_DIM = 8
 
 @pytest.fixture(scope="module")
 def ref():
-    spec = importlib.util.spec_from_file_location("solution_417_attention_masking", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(SOLUTION, "solution_417_attention_masking")
 
 
 def tiny_config(sliding_window: int, canvas_length: int, attn: str) -> DiffusionGemmaConfig:

@@ -8,13 +8,13 @@ committed canvases and the number of canvases must agree. (How many passes a can
 still depend on the draws, so tokens per forward is checked against the model's own pass count.)"""
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
 import pytest
 import torch
 
+from runner.catalogue import import_file
 from runner.model import bundled_checkpoint, copy_example, count_example, left_pad, load_model
 
 SOLUTION = Path(__file__).resolve().parents[2] / "solutions" / "418-full-inference" / "solution.py"
@@ -22,10 +22,7 @@ SOLUTION = Path(__file__).resolve().parents[2] / "solutions" / "418-full-inferen
 
 @pytest.fixture(scope="module")
 def ref():
-    spec = importlib.util.spec_from_file_location("solution_418_full_inference", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(SOLUTION, "solution_418_full_inference")
 
 
 @pytest.fixture(scope="module")
