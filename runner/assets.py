@@ -6,8 +6,6 @@ from pathlib import Path
 
 from .schema import Problem
 
-# Problems whose functions take the DiffusionGemma model as a handle named "model".
-MODEL_PROBLEMS = {"418-full-inference"}
 # A local folder with other weights (e.g. the released google/diffusiongemma-26B-A4B-it) replaces
 # the bundled tiny checkpoint; nothing is ever downloaded.
 MODEL_ENV = "GRADER_DIFFUSIONGEMMA_PATH"
@@ -32,16 +30,15 @@ def handles_for(problem: Problem) -> tuple[dict[str, Path], dict]:
 
     A spec's "path" is where the worker finds the files inside the sandbox; "host_path" is the same
     folder outside it, for in-process runs. "_cuda": True asks the sandbox for the GPU devices."""
-    if problem.key not in MODEL_PROBLEMS:
+    if not problem.handles:
         return {}, {}
     from .model import BUNDLED_NAME
     from .sandbox import SANDBOX_ASSETS
 
-    folder = model_folder()
+    folder = model_folder()  # every kind so far is the DiffusionGemma model
     cuda = problem.device == "cuda" and cuda_available()
-    spec = {"kind": "diffusiongemma", "path": f"{SANDBOX_ASSETS}/{BUNDLED_NAME}", "host_path": str(folder),
-            "device": "cuda" if cuda else "cpu"}
-    handles: dict = {"model": spec}
+    handles: dict = {h.name: {"kind": h.kind, "path": f"{SANDBOX_ASSETS}/{BUNDLED_NAME}", "host_path": str(folder),
+                              "device": "cuda" if cuda else "cpu"} for h in problem.handles}
     if cuda:
         handles["_cuda"] = True
     return {BUNDLED_NAME: folder}, handles

@@ -37,6 +37,13 @@ class FunctionSpec(_Strict):
     methods: list[str] = []
 
 
+class HandleSpec(_Strict):
+    """An object that exists only inside the sandbox, passed to the solver's code by name
+    (`runner.testing.Handle(name)`); built by the worker from read-only assets."""
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    kind: Literal["diffusiongemma"]  # the DiffusionGemma model (runner/model.py)
+
+
 class Limits(_Strict):
     time_s: float = Field(10, gt=0, le=600)  # wall clock per call
     total_s: float = Field(120, gt=0, le=7200)  # wall clock for all calls of one submission
@@ -62,6 +69,7 @@ class Problem(_Strict):
     summary: str = ""
     paper: Paper
     functions: list[FunctionSpec] = Field(min_length=1)
+    handles: list[HandleSpec] = []
     limits: Limits = Limits()
     tolerance: Tolerance = Tolerance()
 

@@ -31,6 +31,7 @@ def test_good_file_loads(tmp_path):
     (lambda s: s.replace('tags = ["A"]', 'tags = []'), "tags"),
     (lambda s: 'colour = "red"\n' + s, "colour"),
     (lambda s: s.replace('slug = "demo"\n', ''), "slug"),
+    (lambda s: s + '\n[[handles]]\nname = "model"\nkind = "llama"\n', "handles[0].kind"),
 ])
 def test_bad_field_is_named(tmp_path, edit, field):
     path = write(tmp_path / "7-demo" / "problem.toml", edit(GOOD))
