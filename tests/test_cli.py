@@ -98,3 +98,13 @@ def test_instructor_scaffold_and_validate(tmp_path):
     toml.write_text(toml.read_text().replace('difficulty = "Medium"', 'difficulty = "Impossible"'))
     broken = grader_cli("validate", "900", env=env)
     assert broken.returncode == 2 and "problem.toml: difficulty:" in broken.stderr
+
+
+def test_bench_prints_each_mode_next_to_its_in_process_run():
+    out = grader_cli("bench", "413", "--repeats", "1")
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if " s) " in line]
+    assert len(rows) == 5, out.stdout
+    for label in ("in-process (no sandbox)", "sandbox, cold start", "warm pool", "fresh process, sandbox"):
+        assert label in out.stdout
+    assert all("1.00x (+0.000 s)" in rows[i] for i in (0, 3)), "in-process rows are their own baseline"
