@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from .assets import handles_for
 from .catalogue import Catalogue, ProblemDir, find_problem_for_path, import_file
 from .rpc import InProcessSubmission, SandboxedSubmission, checkout_worker
 from .sandbox import LaunchSpec, get_backend
+from .schema import parse_limit_overrides
 from .submission import InvalidSubmission, read_submission
 from .rpc import SubmissionInvalid
 
@@ -83,12 +85,8 @@ class GraderFixtures:
             self._tmp = tempfile.TemporaryDirectory(prefix="grader-submission-")
             target = Path(self._tmp.name) / "submission.py"
             target.write_text(source.code, encoding="utf-8")
-            from .assets import handles_for
-
             self._submission = InProcessSubmission(target, functions, handles=handles_for(meta)[1])
             return self._submission
-        from .assets import handles_for
-
         assets, handles = handles_for(meta)
         cuda = bool(handles.pop("_cuda", False))
         limits = meta.limits.model_dump() | {"preload": [meta.framework]} | self.limit_overrides()
@@ -98,13 +96,10 @@ class GraderFixtures:
         return self._submission
 
     def limit_overrides(self) -> dict:
-        out = {}
-        for item in self.config.getoption("limit"):
-            name, _, value = item.partition("=")
-            if name not in type(self._require_problem().meta.limits).model_fields:
-                raise pytest.UsageError(f"--limit {item}: no such limit")
-            out[name] = float(value)
-        return out
+        try:
+            return parse_limit_overrides(self.config.getoption("limit"), "--limit")
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     @pytest.fixture(scope="session")
     def problem(self):

@@ -43,15 +43,10 @@ celery_app = make_celery()
 def limits_from_env() -> dict:
     """$GRADER_LIMITS, e.g. `time_s=2,total_s=10`: overrides of every problem's [limits] on this
     worker (a course may want shorter limits under load; the load test uses it for hanging code)."""
-    from .schema import Limits
+    from .schema import parse_limit_overrides
 
-    out: dict[str, float] = {}
-    for item in filter(None, (p.strip() for p in os.environ.get("GRADER_LIMITS", "").split(","))):
-        name, _, value = item.partition("=")
-        if name not in Limits.model_fields:
-            raise ValueError(f"GRADER_LIMITS: no limit named {name!r} (choose from {', '.join(Limits.model_fields)})")
-        out[name] = float(value)
-    return out
+    items = filter(None, (p.strip() for p in os.environ.get("GRADER_LIMITS", "").split(",")))
+    return parse_limit_overrides(items, "GRADER_LIMITS")
 
 
 def queue_for(problem_key: str) -> str:

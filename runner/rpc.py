@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import json
-import importlib.util
 import os
 import select
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import wire
+from .catalogue import import_file
 from .sandbox import SANDBOX_SUBMISSION, LaunchSpec
 
 SUBMISSION_FILE = "submission.py"
@@ -417,10 +417,8 @@ class InProcessSubmission:
         self._generators: dict[int, Any] = {}
         self._handle_specs = {k: v for k, v in (handles or {}).items() if not k.startswith("_")}
         self._handles: dict[str, Any] = {}
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
         try:
-            spec.loader.exec_module(module)
+            module = import_file(path, name)
         except Exception as exc:  # noqa: BLE001
             self._invalid = SubmissionInvalid(f"importing the submission raised {type(exc).__name__}: {exc}")
             return

@@ -53,6 +53,21 @@ class Limits(_Strict):
     file_size_mb: int = Field(16, ge=1, le=4096)
 
 
+def parse_limit_overrides(items, where: str) -> dict[str, float]:
+    """`["time_s=2", "total_s=12"]` -> overrides of a problem's [limits]; a ValueError that names
+    `where` for an unknown limit or a value that is not a number."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in Limits.model_fields:
+            raise ValueError(f"{where}: no limit named {name!r} (choose from {', '.join(Limits.model_fields)})")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ValueError(f"{where}: {item!r}: the value is not a number") from None
+    return out
+
+
 class Tolerance(_Strict):
     rtol: float = Field(1e-5, ge=0)
     atol: float = Field(1e-6, ge=0)

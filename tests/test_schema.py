@@ -58,3 +58,13 @@ def test_every_bundled_problem_is_valid(catalogue):
     assert {"413-forward-process"} <= set(keys)
     for pdir in catalogue.problems():
         assert pdir.meta.key == pdir.key
+
+
+def test_limit_overrides_name_their_source():
+    from runner.schema import parse_limit_overrides
+
+    assert parse_limit_overrides(["time_s=2", "total_s=12"], "GRADER_LIMITS") == {"time_s": 2.0, "total_s": 12.0}
+    with pytest.raises(ValueError, match=r"GRADER_LIMITS: no limit named 'time'"):
+        parse_limit_overrides(["time=2"], "GRADER_LIMITS")
+    with pytest.raises(ValueError, match=r"--limit: 'time_s=two': the value is not a number"):
+        parse_limit_overrides(["time_s=two"], "--limit")
