@@ -1,14 +1,19 @@
 """Graded coding exercises for machine-learning papers.
 
-The pipeline, one module a stage:
-  schema / catalogue   problem folders -> validated metadata
-  submission           a solver's .py or .ipynb -> module source, or an `invalid` verdict
-  wire / worker        the sandboxed side: JSON + raw tensor bytes, never pickle
-  sandbox / rpc        starting the worker (bubblewrap, docker, or unsafe in-process) and calling it
-  pytest_plugin        the `submission`, `reference`, `problem` fixtures of trusted tests
-  grading / results    run the tests, map outcomes to verdicts, score
-  gradebook            every submission and result, SQLAlchemy
-  cli                  the `grader` command
+The pipeline, one subpackage a stage:
 
-Keep this file free of heavy imports: the sandboxed worker imports the package.
+    problems   problem folders -> validated metadata (schema, catalogue)
+    authoring  scaffolding, mutants and validation of problems
+    handles    objects that exist only inside the sandbox (the capstone's model)
+    sandbox    the sandboxed process, its wire, backends, client, pool and proxies
+    grading    trusted pytest tests -> verdicts; the submission life cycle
+    records    results, exports and the gradebook
+    jupyter    %%solution cells, generated notebooks, nbgrader courses
+    site       the static problem site
+    service    the course server and its Celery queue
+    cli        the `grader` command
+    settings   every GRADER_* variable, read in one place
+    testing    helpers for writing public and hidden tests
+
+Keep this file free of imports: the sandboxed process imports the package.
 """

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .wire import Generator, Handle  # noqa: F401  (re-exported for tests)
+from runner.sandbox.wire import Generator, Handle  # noqa: F401  (re-exported for tests)
 
 __all__ = ["Generator", "Handle", "assert_close", "assert_shape_dtype", "binomial_bound"]
 

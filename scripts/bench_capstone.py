@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from runner.catalogue import import_file  # noqa: E402
-from runner.model import EOS, PAD, copy_example, count_example, left_pad, load_model  # noqa: E402
+from runner.problems.catalogue import import_file  # noqa: E402
+from runner.handles.diffusiongemma import EOS, PAD, copy_example, count_example, left_pad, load_model  # noqa: E402
 
 
 def reference_module():

@@ -37,9 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.catalogue import Catalogue  # noqa: E402
-from runner.cluster import LocalCluster  # noqa: E402
-from runner.gradebook import Gradebook, SubmissionRow  # noqa: E402
+from runner.problems.catalogue import Catalogue  # noqa: E402
+from tests.support.cluster import LocalCluster  # noqa: E402
+from runner.records.gradebook import Gradebook, SubmissionRow  # noqa: E402
 
 MIX = {"correct": 0.40, "wrong": 0.30, "crash": 0.15, "hang": 0.15}
 MUTANTS = ["pads_scored", "clip_ignored", "ignores_generator"]  # of problem 413 (its mutants.toml)
@@ -48,7 +48,7 @@ BAD_STATUSES = {"crashed", "error", "timeout", "memory", "invalid"}
 
 def make_files(pdir, folder: Path) -> dict[str, list[Path]]:
     """The submissions of each kind (several files per kind, used in turn)."""
-    from runner.mutants import MutantError, mutant
+    from runner.authoring.mutants import MutantError, mutant
 
     folder.mkdir(parents=True, exist_ok=True)
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from runner.model import (CANVAS_LENGTH, EOS, NUM_SYMBOLS, PAD, VOCAB_SIZE, bundled_checkpoint,  # noqa: E402
+from runner.handles.diffusiongemma import (CANVAS_LENGTH, EOS, NUM_SYMBOLS, PAD, VOCAB_SIZE, bundled_checkpoint,  # noqa: E402
                           copy_example, count_example, tiny_config)
 
 SEED = 1234

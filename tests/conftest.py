@@ -17,7 +17,7 @@ def private_gradebook(tmp_path, monkeypatch):
 
 @pytest.fixture
 def catalogue():
-    from runner.catalogue import Catalogue
+    from runner.problems.catalogue import Catalogue
 
     return Catalogue(ROOT)
 

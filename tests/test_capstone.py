@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from runner.catalogue import import_file
-from runner.catalogue import Catalogue
-from runner.model import (BUNDLED_NAME, CANVAS_LENGTH, EOS, PAD, bundled_checkpoint, copy_example, count_example,
+from runner.problems.catalogue import import_file
+from runner.problems.catalogue import Catalogue
+from runner.handles.diffusiongemma import (BUNDLED_NAME, CANVAS_LENGTH, EOS, PAD, bundled_checkpoint, copy_example, count_example,
                           left_pad, load_model)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,17 +81,18 @@ def test_loader_refuses_a_missing_folder(tmp_path):
 
 
 def test_handles_only_for_the_capstone(monkeypatch):
-    from runner.assets import MODEL_ENV, handles_for
+    from runner.handles import handles_for
+    from runner.sandbox.backends import SANDBOX_ASSETS
 
     cat = Catalogue(ROOT)
-    assets, handles = handles_for(cat.get("418-full-inference").meta)
+    assets, handles = handles_for(cat.get("418-full-inference").meta, SANDBOX_ASSETS)
     assert assets == {BUNDLED_NAME: bundled_checkpoint().resolve()}
     assert handles["model"]["kind"] == "diffusiongemma"
     assert handles["model"]["path"].endswith(f"/assets/{BUNDLED_NAME}")
     assert handles.get("_cuda", False) == torch.cuda.is_available()
-    assert handles_for(cat.get("415-adaptive-stopping").meta) == ({}, {})
-    monkeypatch.setenv(MODEL_ENV, "/elsewhere/diffusiongemma-26B-A4B-it")
-    assets, _ = handles_for(cat.get("418-full-inference").meta)
+    assert handles_for(cat.get("415-adaptive-stopping").meta, SANDBOX_ASSETS) == ({}, {})
+    monkeypatch.setenv("GRADER_DIFFUSIONGEMMA_PATH", "/elsewhere/diffusiongemma-26B-A4B-it")
+    assets, _ = handles_for(cat.get("418-full-inference").meta, SANDBOX_ASSETS)
     assert assets[BUNDLED_NAME] == Path("/elsewhere/diffusiongemma-26B-A4B-it")
 
 

@@ -13,17 +13,17 @@ import pytest
 from nbgrader.api import Gradebook
 
 from conftest import ROOT, grader_cli
-from runner.catalogue import Catalogue
-from runner.course import CODE_STUB
-from runner.grading import grade
-from runner.mutants import mutant
+from runner.problems.catalogue import Catalogue
+from runner.jupyter.course import CODE_STUB
+from runner.grading.pipeline import grade
+from runner.authoring.mutants import mutant
 
 PROBLEM = "415-adaptive-stopping"
 MUTANT = "compares_only_last"  # a realistic mistake (graders/.../mutants.toml) that keeps some of the points
 TAMPERING = """\
 open("tampered.txt", "w").write("student code ran in nbgrader's kernel")
-import runner.notebook
-runner.notebook.autograde = lambda *args, **kwargs: 1000.0
+import runner.jupyter
+runner.jupyter.autograde = lambda *args, **kwargs: 1000.0
 """
 
 

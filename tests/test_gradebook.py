@@ -3,8 +3,10 @@ failure leaves it marked, never lost."""
 import pytest
 
 from conftest import write
-from runner.gradebook import Gradebook
-from runner.grading import GradingError, submit
+from runner.records.gradebook import Gradebook
+from runner.grading.lifecycle import submit
+from runner.grading.pipeline import GradingError
+from runner.sandbox.backends import SandboxUnavailable
 
 
 def test_stored_before_and_after(catalogue, tmp_path):
@@ -20,8 +22,8 @@ def test_stored_before_and_after(catalogue, tmp_path):
 def test_grader_failure_is_recorded(catalogue, tmp_path, monkeypatch):
     book = Gradebook(f"sqlite:///{tmp_path / 'g.sqlite'}")
     pdir = catalogue.get("413")
-    monkeypatch.setattr("runner.sandbox.LocalBackend.check", lambda self: (_ for _ in ()).throw(
-        __import__("runner.sandbox").sandbox.SandboxUnavailable("bubblewrap is not installed")))
+    monkeypatch.setattr("runner.sandbox.backends.LocalBackend.check", lambda self: (_ for _ in ()).throw(
+        SandboxUnavailable("bubblewrap is not installed")))
     with pytest.raises(GradingError, match="bubblewrap"):
         submit(pdir, pdir.solution_file, book)
     (row,) = book.history()

@@ -9,10 +9,10 @@ import nbformat
 from nbclient import NotebookClient
 
 from conftest import ROOT, grader_cli, write
-from runner.catalogue import Catalogue
-from runner.gradebook import Gradebook
-from runner.notebooks import render
-from runner.submission import read_submission
+from runner.problems.catalogue import Catalogue
+from runner.records.gradebook import Gradebook
+from runner.jupyter.notebooks import render
+from runner.grading.submission import read_submission
 
 PROBLEM = "413-forward-process"
 

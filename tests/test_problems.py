@@ -2,8 +2,8 @@
 example, reference full marks and starter zero through the sandbox, every mutant caught."""
 import pytest
 
-from runner.catalogue import Catalogue
-from runner.validate import validate
+from runner.problems.catalogue import Catalogue
+from runner.authoring.validation import validate
 
 KEYS = Catalogue().keys()
 

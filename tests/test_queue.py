@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import ROOT
-from runner.cluster import LocalCluster, wait_until
+from tests.support.cluster import LocalCluster, wait_until
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
 

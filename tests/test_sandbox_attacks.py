@@ -21,7 +21,7 @@ def submission_with(body: str, prelude: str = "") -> str:
 
 
 def grade_attack(catalogue, tmp_path, code: str, limits=LIMITS):
-    from runner.grading import grade
+    from runner.grading.pipeline import grade
 
     pdir = catalogue.get("413")
     path = write(tmp_path / "attack.py", code)
@@ -43,7 +43,7 @@ def charged(result, verdict: str) -> list:
 
 
 def test_reference_full_marks_and_starter_zero(catalogue):
-    from runner.grading import grade
+    from runner.grading.pipeline import grade
 
     pdir = catalogue.get("413-forward-process")
     ref = grade(pdir, pdir.solution_file, "local")

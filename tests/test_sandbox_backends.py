@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from runner.sandbox import (DockerBackend, LaunchSpec, LocalBackend, SandboxUnavailable, container_spec,
+from runner.sandbox.backends import (DockerBackend, LaunchSpec, LocalBackend, SandboxUnavailable, container_spec,
                             docker_run_args)
 
 LIMITS = {"time_s": 5, "total_s": 60, "cpu_s": 30, "memory_mb": 2048, "processes": 32, "file_size_mb": 8}
@@ -57,7 +57,7 @@ def test_docker_container_spec(tmp_path):
     assert kw["volumes"] == [f"{tmp_path}:/sandbox/submission:ro", f"{model}:/sandbox/assets/model:ro"]
     assert "device_requests" not in kw and "privileged" not in kw
     assert kw["image"] == "worker-image:test"
-    assert kw["command"][:3] == ["python", "-m", "runner.worker"]
+    assert kw["command"][:3] == ["python", "-m", "runner.sandbox.child"]
     assert json.loads(kw["command"][3])["memory_mb"] == 2048
 
 
@@ -81,7 +81,7 @@ def test_docker_sdk_accepts_the_spec(tmp_path):
     assert host["Binds"] == [f"{tmp_path}:/sandbox/submission:ro"]
     assert host["DeviceRequests"][0]["Capabilities"] == [["gpu"]] and host["DeviceRequests"][0]["Count"] == -1
     assert create["user"] == "65534:65534" and create["stdin_open"] is True
-    assert create["command"][:3] == ["python", "-m", "runner.worker"]
+    assert create["command"][:3] == ["python", "-m", "runner.sandbox.child"]
 
 
 def pairs(args: list[str]) -> set[tuple[str, str]]:
@@ -161,7 +161,7 @@ needs_engine = pytest.mark.skipif(NO_ENGINE is not None, reason=f"{NO_ENGINE}" i
 
 @needs_engine
 def test_docker_grades_the_reference(catalogue):
-    from runner.grading import grade
+    from runner.grading.pipeline import grade
 
     pdir = catalogue.get("413")
     result = grade(pdir, pdir.solution_file, "docker")
@@ -172,7 +172,7 @@ def test_docker_grades_the_reference(catalogue):
 def test_docker_stops_a_hanging_worker_and_removes_its_container(catalogue, tmp_path):
     import docker
 
-    from runner.grading import grade
+    from runner.grading.pipeline import grade
 
     pdir = catalogue.get("413")
     hang = tmp_path / "hang.py"

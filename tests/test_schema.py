@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import write
-from runner.schema import ProblemFormatError, load_problem
+from runner.problems.schema import ProblemFormatError, load_problem
 
 GOOD = '''id = 7
 slug = "demo"
@@ -61,7 +61,7 @@ def test_every_bundled_problem_is_valid(catalogue):
 
 
 def test_limit_overrides_name_their_source():
-    from runner.schema import parse_limit_overrides
+    from runner.problems.schema import parse_limit_overrides
 
     assert parse_limit_overrides(["time_s=2", "total_s=12"], "GRADER_LIMITS") == {"time_s": 2.0, "total_s": 12.0}
     with pytest.raises(ValueError, match=r"GRADER_LIMITS: no limit named 'time'"):

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, write
-from runner.catalogue import Catalogue
-from runner.gradebook import Gradebook
-from runner.schema import ProblemFormatError
-from runner.site_builder import SITE_DIR, SiteError, build_site, find_leaks, serve_in_thread
-from runner.site_markdown import render_markdown, split_list_items
-from runner.workspace import scaffold_problem
+from runner.problems.catalogue import Catalogue
+from runner.records.gradebook import Gradebook
+from runner.problems.schema import ProblemFormatError
+from runner.site.build import SITE_DIR, SiteError, build_site, find_leaks, serve_in_thread
+from runner.site.markdown import render_markdown, split_list_items
+from runner.authoring.scaffold import scaffold_problem
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SHOTS = ROOT / "artifacts" / "site"
@@ -111,7 +111,7 @@ def test_no_byte_of_solutions_or_graders_reaches_the_site(tmp_path):
 def test_a_builder_that_leaks_is_stopped(tmp_path, monkeypatch):
     """If a future change copied the reference solution into the site, the build fails and removes it."""
     root = demo_root(tmp_path)
-    monkeypatch.setattr("runner.site_builder._copy_downloads",
+    monkeypatch.setattr("runner.site.build._copy_downloads",
                         lambda page, folder: shutil.copyfile(page.pdir.solution_file, folder / "starter.py"))
     with pytest.raises(SiteError, match="reveal solutions/ or graders/"):
         build_site(tmp_path / "site", root)
@@ -176,7 +176,7 @@ def _get_when_up(url: str, timeout: float = 20) -> str:
 @pytest.fixture(scope="module")
 def real_site(tmp_path_factory):
     """The bundled problems' site, with a results page from a gradebook holding two real gradings."""
-    from runner.grading import submit
+    from runner.grading.lifecycle import submit
 
     assert valid_problems(), "no problem in problems/ to build a site from"
     tmp = tmp_path_factory.mktemp("real-site")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from runner.grading import grade
+from runner.grading.pipeline import grade
 
 
 def grade_bytes(catalogue, tmp_path, name: str, data: bytes):

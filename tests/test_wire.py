@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from runner import wire
+from runner.sandbox import wire
 
 
 def roundtrip(value):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from runner.assets import model_folder
-from runner.model import (CANVAS_LENGTH as L, EOS, PAD, VOCAB_SIZE as V, copy_example, count_example,
+from runner.handles.diffusiongemma import model_folder
+from runner.handles.diffusiongemma import (CANVAS_LENGTH as L, EOS, PAD, VOCAB_SIZE as V, copy_example, count_example,
                           left_pad, load_model)
 from runner.testing import Generator, Handle, binomial_bound
 

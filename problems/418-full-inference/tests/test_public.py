@@ -1,7 +1,7 @@
 """Public tests of 418-full-inference: run them on your own solution (they use the bundled model)."""
 import torch
 
-from runner.model import CANVAS_LENGTH, copy_example, count_example, left_pad
+from runner.handles.diffusiongemma import CANVAS_LENGTH, copy_example, count_example, left_pad
 from runner.testing import Generator, Handle
 
 MODEL = Handle("model")  # the bundled tiny DiffusionGemmaForBlockDiffusion

@@ -1,0 +1,85 @@
+"""Mutants: realistic mistakes, written as edits of the reference solution.
+
+`graders/NNN-slug/mutants.toml` holds one table per mistake; each says what is wrong and lists
+find/replace edits applied to `solutions/NNN-slug/solution.py`. Keeping only the edits means a
+change to the reference reaches every mutant, and a reviewer reads the mistake, not 100 lines.
+
+    [corrupts_pad]
+    mistake = "ignores valid_mask, so pads are resampled and marked"
+    [[corrupts_pad.edit]]
+    find = "resample = draw < t[:, None]"
+    replace = "resample = draw >= 0"
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.problems.catalogue import ProblemDir
+
+
+class MutantError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    mistake: str
+    source: str
+
+    def write(self, folder: Path) -> Path:
+        path = folder / f"{self.name}.py"
+        path.write_text(self.source, encoding="utf-8")
+        return path
+
+
+def mutants_file(pdir: ProblemDir) -> Path:
+    return pdir.grader_dir / "mutants.toml"
+
+
+def apply_edits(reference: str, edits: list[dict], where: str) -> str:
+    """Each `find` must occur exactly once in the text it edits, so an edit cannot land elsewhere."""
+    text = reference
+    for i, edit in enumerate(edits, 1):
+        find, replace = edit.get("find"), edit.get("replace")
+        if not isinstance(find, str) or not isinstance(replace, str) or not find:
+            raise MutantError(f"{where}: edit {i}: needs the strings `find` (not empty) and `replace`")
+        count = text.count(find)
+        if count != 1:
+            raise MutantError(f"{where}: edit {i}: `find` occurs {count} times in the reference (must be once): "
+                              f"{find.splitlines()[0][:80]!r}")
+        text = text.replace(find, replace)
+    if text == reference:
+        raise MutantError(f"{where}: the edits leave the reference unchanged")
+    return text
+
+
+def load_mutants(pdir: ProblemDir) -> list[Mutant]:
+    path = mutants_file(pdir)
+    if not path.exists():
+        return []
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise MutantError(f"{path}: {exc}") from None
+    reference = pdir.solution_file.read_text(encoding="utf-8")
+    mutants = []
+    for name, table in tables.items():
+        where = f"{path}: [{name}]"
+        if not isinstance(table, dict) or not isinstance(table.get("mistake"), str):
+            raise MutantError(f"{where}: needs `mistake`, a sentence saying what is wrong")
+        edits = table.get("edit")
+        if not isinstance(edits, list) or not edits:
+            raise MutantError(f"{where}: needs at least one [[{name}.edit]] with `find` and `replace`")
+        header = f"# MUTANT ({name}): {table['mistake']}\n"  # a comment keeps `from __future__` first
+        mutants.append(Mutant(name, table["mistake"], header + apply_edits(reference, edits, where)))
+    return mutants
+
+
+def mutant(pdir: ProblemDir, name: str) -> Mutant:
+    for m in load_mutants(pdir):
+        if m.name == name:
+            return m
+    raise MutantError(f"{mutants_file(pdir)}: no mutant named {name!r}")

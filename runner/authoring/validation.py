@@ -1,0 +1,122 @@
+"""`grader validate`: a problem folder is sound when its metadata parses, its files are there, its
+statement renders and its worked example agrees with the reference, the reference scores full
+marks, the starter scores zero, and every mutant (a realistic mistake) fails some hidden test."""
+from __future__ import annotations
+
+import doctest
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.problems.catalogue import ProblemDir, import_file
+from runner.grading.pipeline import GradingError, grade
+from runner.authoring.mutants import MutantError, load_mutants
+from runner.problems.schema import ProblemFormatError
+
+REQUIRED = ["statement.md", "learn.md", "hints.md", "starter.py", "tests/test_public.py"]
+PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    problem: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append(Check(name, ok, detail))
+        return ok
+
+
+def run_worked_example(pdir: ProblemDir) -> tuple[bool, str]:
+    """Run the statement's doctest examples with the reference's names as globals."""
+    blocks = [b for b in PYTHON_BLOCK.findall(pdir.text("statement.md")) if ">>>" in b]
+    if not blocks:
+        return False, "statement.md has no worked example (a ```python block with >>> lines)"
+    module = import_file(pdir.solution_file, "reference_for_example")
+    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    out: list[str] = []
+    for i, block in enumerate(blocks):
+        test = parser.get_doctest(block, dict(vars(module)), f"statement.md example {i + 1}", "statement.md", 0)
+        runner.run(test, out=out.append)
+    failed = runner.summarize(verbose=False).failed
+    return failed == 0, "".join(out)[-3000:]
+
+
+def statement_renders(pdir: ProblemDir) -> tuple[bool, str]:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    text = pdir.text("statement.md")
+    if not text.strip():
+        return False, "statement.md is empty"
+    if not text.lstrip().startswith("#"):
+        return False, "statement.md should start with a heading"
+    console = Console(file=StringIO(), width=100)
+    console.print(Markdown(text))
+    return True, ""
+
+
+def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> Report:
+    report = Report(pdir.key)
+    try:
+        meta = pdir.meta
+        report.add("problem.toml", True, f"{meta.title} ({meta.difficulty.value})")
+    except ProblemFormatError as exc:
+        report.add("problem.toml", False, str(exc))
+        return report
+    missing = [n for n in REQUIRED if not (pdir.folder / n).is_file()]
+    missing += [str(p) for p in (pdir.solution_file, pdir.grader_dir / "test_hidden.py") if not p.is_file()]
+    if not report.add("files", not missing, "missing: " + ", ".join(missing) if missing else ""):
+        return report
+    report.add("statement renders", *statement_renders(pdir))
+    report.add("worked example agrees with the reference", *run_worked_example(pdir))
+
+    def score(path: Path):
+        try:
+            return grade(pdir, path, backend, unsafe_inprocess=unsafe)
+        except GradingError as exc:
+            report.add(f"grading {path.name}", False, str(exc))
+            return None
+
+    ref = score(pdir.solution_file)
+    if ref is not None:
+        # a skipped test (e.g. a GPU-only group on a CPU machine) is worth no points either way
+        bad = [f"{t.name}: {t.status} {t.message[:200]}" for t in ref.tests
+               if t.status not in ("passed", "skipped")]
+        report.add("reference scores full marks", not bad and ref.score == ref.max_score,
+                   f"{ref.score:g}/{ref.max_score:g} " + "; ".join(bad))
+        hidden = [t for t in ref.tests if t.visibility == "hidden"]
+        report.add("hidden tests", len(hidden) > 0, f"{len(hidden)} hidden, {len(ref.tests) - len(hidden)} public")
+    starter = score(pdir.starter)
+    if starter is not None:
+        passing = [t.name for t in starter.tests if t.status == "passed"]
+        report.add("starter scores zero (every test can fail)", not passing,
+                   "passes on the starter: " + ", ".join(passing) if passing else "")
+    try:
+        mutants = load_mutants(pdir)
+    except MutantError as exc:
+        report.add("mutants.toml", False, str(exc))
+        return report
+    with tempfile.TemporaryDirectory(prefix="grader-mutants-") as tmp:
+        for mutant in mutants:
+            result = score(mutant.write(Path(tmp)))
+            if result is not None:
+                caught = [t.name for t in result.tests
+                          if t.visibility == "hidden" and t.status not in ("passed", "skipped")]
+                report.add(f"mutant {mutant.name} is caught", bool(caught),
+                           f"by {', '.join(caught[:4])}" if caught else f"no hidden test fails ({mutant.mistake})")
+    return report

@@ -1,0 +1,81 @@
+"""Benchmarks that print ratios measured side by side in one run (not timed tests)."""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from runner.grading.pipeline import grade
+from runner.problems.catalogue import ProblemDir
+from runner.sandbox.pool import SandboxPool
+
+# mode -> (label, the mode it is compared with)
+MODES = {
+    "inprocess": ("in-process (no sandbox)", "inprocess"),
+    "cold": ("sandbox, cold start", "inprocess"),
+    "warm": ("sandbox, warm pool (long-lived grader)", "inprocess"),
+    "process-inprocess": ("fresh process, in-process (no sandbox)", "process-inprocess"),
+    "process-sandbox": ("fresh process, sandbox (one-shot CLI)", "process-inprocess"),
+}
+# A one-shot `grader submit` pays the interpreter, torch and pytest start-up in the trusted process
+# too; the sandboxed worker starts before collection, so its own start-up overlaps them.
+ONE_SHOT = """
+import sys
+from runner.problems.catalogue import Catalogue
+from runner.grading.pipeline import grade
+pdir = Catalogue().get(sys.argv[1])
+backend = sys.argv[2]
+result = grade(pdir, pdir.solution_file, backend, unsafe_inprocess=backend == "inprocess")
+sys.exit(0 if result.score == result.max_score else 1)
+"""
+
+
+def _grade_once(pdir: ProblemDir, mode: str, pool: SandboxPool) -> float:
+    if mode.startswith("process-"):
+        backend = "inprocess" if mode == "process-inprocess" else "local"
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", ONE_SHOT, pdir.key, backend], capture_output=True, text=True)
+        elapsed = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise RuntimeError(f"the reference did not score full marks ({mode}): {done.stderr[-2000:]}")
+        return elapsed
+    if mode == "warm":
+        pool.wait_ready()  # steady state: the spare started while the grader was idle
+    backend = "inprocess" if mode == "inprocess" else "local"
+    t0 = time.perf_counter()
+    result = grade(pdir, pdir.solution_file, backend, unsafe_inprocess=backend == "inprocess",
+                   pool=pool if mode == "warm" else None)
+    elapsed = time.perf_counter() - t0
+    if result.score != result.max_score:
+        raise RuntimeError(f"the reference did not score full marks ({mode})")
+    return elapsed
+
+
+def grading_overhead(pdir: ProblemDir, repeats: int, console: Console) -> dict:
+    """Median wall time to grade the reference in each mode, runs interleaved so that drift on a
+    noisy machine hits all modes alike; one warm-up round is discarded."""
+    timings: dict[str, list[float]] = {m: [] for m in MODES}
+    warm_pool = SandboxPool()
+    try:
+        for i in range(repeats + 1):
+            for mode in MODES:
+                elapsed = _grade_once(pdir, mode, warm_pool)
+                if i > 0:
+                    timings[mode].append(elapsed)
+    finally:
+        warm_pool.close()
+    med = {m: statistics.median(v) for m, v in timings.items()}
+    table = Table(title=f"Grading {pdir.key}'s reference (public + hidden tests), {repeats} runs each")
+    for col in ("mode", "median s", "min s", "max s", "vs its in-process row"):
+        table.add_column(col, justify="right")
+    for mode, (name, base) in MODES.items():
+        xs = timings[mode]
+        table.add_row(name, f"{med[mode]:.3f}", f"{min(xs):.3f}", f"{max(xs):.3f}",
+                      f"{med[mode] / med[base]:.2f}x ({med[mode] - med[base]:+.3f} s)")
+    console.print(table)
+    console.print("target: the sandbox adds <= 0.5 s per submission over the in-process run")
+    return med

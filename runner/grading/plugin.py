@@ -1,0 +1,154 @@
+"""pytest plugin: the fixtures of public and hidden tests.
+
+    pytest -p runner.grading.plugin TESTS --submission FILE [--backend local|docker|inprocess] [--problem ID]
+
+`submission` proxies calls to the solver's code (in the sandbox unless --backend inprocess);
+`reference` is the reference solution, imported here in the trusted process; `problem` is the
+parsed problem.toml.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from runner.grading.submission import read_submission
+from runner.grading.verdicts import OBSERVED
+from runner.handles import handles_for
+from runner.problems.catalogue import Catalogue, ProblemDir, find_problem_for_path, import_file
+from runner.problems.schema import parse_limit_overrides
+from runner.sandbox.backends import SANDBOX_ASSETS, LaunchSpec, get_backend
+from runner.sandbox.failures import SolverFailure, SubmissionInvalid
+from runner.sandbox.inprocess import InProcessSubmission
+from runner.sandbox.pool import SandboxPool, checkout
+from runner.sandbox.proxies import InvalidSubmissionProxy, SandboxedSubmission, SubmissionProxy
+
+
+class GradingContext:
+    """What the caller of pytest.main hands to the fixtures besides options: the sandbox pool."""
+
+    def __init__(self, pool: SandboxPool | None = None):
+        self.pool = pool
+
+
+def pytest_addoption(parser):
+    """The grader's command-line options."""
+    group = parser.getgroup("grader")
+    group.addoption("--submission", default=None, help="the solver's .py or .ipynb (default: solution.py here)")
+    group.addoption("--backend", default="inprocess", choices=["local", "docker", "inprocess"],
+                    help="where the solver's code runs; inprocess is unsafe and meant for your own code")
+    group.addoption("--problem", default=None, help="problem id (default: found from the test's folder)")
+    group.addoption("--limit", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a [limits] value of problem.toml, e.g. time_s=2")
+
+
+def pytest_configure(config):
+    """Register the points marker and the fixtures."""
+    config.addinivalue_line("markers", "points(n): weight of a grading test (default 1)")
+    config.pluginmanager.register(GraderFixtures(config), "grader-fixtures")
+
+
+class GraderFixtures:
+    """The fixtures, and the one submission proxy they share for the whole session."""
+
+    def __init__(self, config):
+        self.config = config
+        self._submission: SubmissionProxy | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._observed: list[SolverFailure] = []  # the current test's (its stash holds the same list)
+        contexts = [p for p in config.pluginmanager.get_plugins() if isinstance(p, GradingContext)]
+        self.pool = contexts[0].pool if contexts else None
+        self.problem_dir = Catalogue().get(config.getoption("problem")) if config.getoption("problem") else None
+
+    def pytest_sessionstart(self, session):
+        """Start the sandboxed process before collection so its start-up overlaps ours."""
+        if self.problem_dir is not None and self.config.getoption("backend") != "inprocess":
+            self.open_submission()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        """From now on, failures the submission reports belong to this test."""
+        self._observed = item.stash.setdefault(OBSERVED, [])
+
+    def pytest_collection_modifyitems(self, session, config, items):
+        """Without --problem, the problem is the one the first test file belongs to."""
+        if self.problem_dir is None and items:
+            self.problem_dir = find_problem_for_path(Path(items[0].path))
+
+    def pytest_sessionfinish(self, session):
+        """Stop the sandboxed process and remove what was written for it."""
+        if self._submission is not None:
+            self._submission.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def _require_problem(self) -> ProblemDir:
+        if self.problem_dir is None:
+            raise pytest.UsageError("cannot tell which problem these tests are for: pass --problem ID")
+        return self.problem_dir
+
+    def submission_path(self) -> Path:
+        """The file under test: --submission, else solution.py in the root folder."""
+        given = self.config.getoption("submission")
+        return Path(given) if given else self.config.rootpath / "solution.py"
+
+    def open_submission(self) -> SubmissionProxy:
+        """The proxy of the solver's module, made once per session."""
+        if self._submission is None:
+            self._submission = self._make_submission()
+            self._submission.observer = lambda failure: self._observed.append(failure)
+        return self._submission
+
+    def _make_submission(self) -> SubmissionProxy:
+        pdir = self._require_problem()
+        meta = pdir.meta
+        functions = [f.model_dump() for f in meta.functions]
+        try:
+            source = read_submission(self.submission_path(), [f.name for f in meta.functions])
+        except SubmissionInvalid as exc:
+            return InvalidSubmissionProxy(exc.message)
+        backend = self.config.getoption("backend")
+        if backend == "inprocess":
+            self._tmp = tempfile.TemporaryDirectory(prefix="grader-submission-")
+            target = Path(self._tmp.name) / "submission.py"
+            target.write_text(source.code, encoding="utf-8")
+            return InProcessSubmission(target, functions, handles=handles_for(meta, SANDBOX_ASSETS)[1])
+        assets, handles = handles_for(meta, SANDBOX_ASSETS)
+        cuda = bool(handles.pop("_cuda", False))
+        limits = meta.limits.model_dump() | {"preload": [meta.framework]} | self.limit_overrides()
+        spec = LaunchSpec(Path(), limits, assets=assets, protected=protected_paths(pdir), cuda=cuda)
+        client = checkout(self.pool, get_backend(backend), spec, functions, handles, source.code)
+        return SandboxedSubmission(client, [f.name for f in meta.functions])
+
+    def limit_overrides(self) -> dict:
+        """The --limit options as overrides of the problem's [limits]."""
+        try:
+            return parse_limit_overrides(self.config.getoption("limit"), "--limit")
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    @pytest.fixture(scope="session")
+    def problem(self):
+        """The problem's parsed problem.toml."""
+        return self._require_problem().meta
+
+    @pytest.fixture(scope="session")
+    def submission(self):
+        """The solver's module; calls run in the sandbox unless --backend inprocess."""
+        return self.open_submission()
+
+    @pytest.fixture(scope="session")
+    def reference(self):
+        """The reference solution, imported here in the trusted process (skipped where absent)."""
+        path = self._require_problem().solution_file
+        if not path.is_file():
+            pytest.skip("the reference solution is not available here")
+        return import_file(path, f"reference_{self.problem_dir.key.replace('-', '_')}")
+
+
+def protected_paths(pdir: ProblemDir) -> list[Path]:
+    """What the sandbox must never show: the references, the hidden tests, the gradebook."""
+    from runner.settings import current
+
+    return [pdir.root / "solutions", pdir.root / "graders", current().gradebook_dir]

@@ -1,0 +1,92 @@
+"""From pytest outcomes to verdicts: one `TestResult` per test, scored by its `points` marker.
+
+The `submission` proxy files every failure other than the solver's own exception in the current
+test's stash (`OBSERVED`), so a test that catches exceptions (to check that bad input raises)
+cannot turn a timeout, crash or invalid submission into a pass.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner.records.results import TestResult
+from runner.sandbox.failures import SolverFailure
+
+# Failures that crossed the submission proxy during one test, in the order they happened.
+OBSERVED = pytest.StashKey[list]()
+
+
+class VerdictCollector:
+    """pytest plugin that turns each test's outcome into a verdict."""
+
+    def __init__(self, hidden_root: Path):
+        self.hidden_root = hidden_root.resolve()
+        self.tests: list[TestResult] = []
+        self.problems: list[str] = []  # the tests' own faults: grading cannot go on
+
+    def pytest_collectreport(self, report):
+        """A test file that cannot be collected is the grader's problem, never the solver's."""
+        if report.failed:
+            self.problems.append(f"collecting {report.nodeid}: {report.longreprtext[-1500:]}")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        """Give the test its list of observed failures before its fixtures run."""
+        item.stash.setdefault(OBSERVED, [])
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """Record the verdict of the setup and call phases."""
+        outcome = yield
+        report = outcome.get_result()
+        observed = item.stash.get(OBSERVED, [])
+        if call.when == "call" and observed and not isinstance(
+                call.excinfo.value if call.excinfo else None, SolverFailure):
+            # The test swallowed a timeout, crash or invalid submission: that is the verdict.
+            self.record(item, observed[0])
+            return
+        if call.when == "setup" and report.failed:
+            exc = call.excinfo.value if call.excinfo else None
+            if isinstance(exc, SolverFailure):
+                self.record(item, exc)
+            else:
+                self.problems.append(f"setting up {item.nodeid}: {report.longreprtext[-1500:]}")
+        elif call.when == "setup" and report.skipped:
+            self.add(item, "skipped", "", points=0)
+        elif call.when == "call":
+            self.record(item, call.excinfo.value if call.excinfo else None, skipped=report.skipped)
+
+    def hidden(self, item) -> bool:
+        """Whether the test is one of the hidden ones (under graders/)."""
+        return Path(item.path).resolve().is_relative_to(self.hidden_root)
+
+    def record(self, item, exc: BaseException | None, skipped: bool = False) -> None:
+        """The verdict for how a test ended; hidden tests never show text the solver can shape."""
+        hidden = self.hidden(item)
+        if skipped:
+            self.add(item, "skipped", "", points=0)
+        elif exc is None:
+            self.add(item, "passed", "")
+        elif isinstance(exc, SolverFailure):
+            message = exc.message
+            if exc.verdict == "error" and hidden:
+                # The solver's own message could echo the hidden inputs: keep type and place only.
+                message = message.split(":", 1)[0]
+            self.add(item, exc.verdict, "\n".join(p for p in (message, exc.detail) if p))
+        elif isinstance(exc, AssertionError):
+            self.add(item, "failed", str(exc).strip() or "the result is wrong")
+        else:
+            # The test raised while checking the result: the result had an unexpected form.
+            text = f"{type(exc).__name__}" if hidden else f"{type(exc).__name__}: {exc}"
+            self.add(item, "failed", f"the result has an unexpected form ({text})")
+
+    def add(self, item, status: str, message: str, points: float | None = None) -> None:
+        """Append the test's result, weighted by its `points` marker (default 1)."""
+        marker = item.get_closest_marker("points")
+        weight = float(marker.args[0]) if marker and marker.args else 1.0
+        weight = weight if points is None else points
+        self.tests.append(TestResult(
+            name=item.name, status=status, message=message[:2000],
+            score=weight if status == "passed" else 0.0, max_score=weight,
+            visibility="hidden" if self.hidden(item) else "visible"))

@@ -1,0 +1,84 @@
+"""Named handles: objects that exist only inside the sandbox (like problem 418's model), passed to
+the solver's code by name (`runner.testing.Handle("model")`).
+
+A kind of handle is declared once, as a `HandleKind` in `KINDS`: the read-only folder it is built
+from (mounted into the sandbox) and how it is built there. `problem.toml` names kinds from this
+registry; the grader asks `handles_for(problem)` what to mount and what to tell the sandboxed
+process, which calls `build_handle(spec)`.
+
+Keep this module light: the sandboxed process imports it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from runner.problems.schema import Problem
+
+@dataclass(frozen=True)
+class HandleKind:
+    """One kind of handle: its asset folder's name inside the sandbox, where that folder is on the
+    host, and how to build the object from it on a device."""
+
+    name: str
+    asset: str
+    folder: Callable[[], Path]
+    build: Callable[[Path, str], Any]
+
+
+def _diffusiongemma_folder() -> Path:
+    from .diffusiongemma import model_folder
+
+    return model_folder()
+
+
+def _diffusiongemma_build(path: Path, device: str):
+    from .diffusiongemma import load_model
+
+    return load_model(path, device=device)
+
+
+KINDS: dict[str, HandleKind] = {k.name: k for k in (
+    HandleKind("diffusiongemma", "diffusiongemma-tiny", _diffusiongemma_folder, _diffusiongemma_build),
+)}
+
+
+def cuda_available() -> bool:
+    """Whether this process can put a handle on a GPU."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def handles_for(problem: "Problem", mount_root: str) -> tuple[dict[str, Path], dict]:
+    """(host folders to mount read-only, handle specs for the sandboxed process) for one problem.
+
+    The sandbox mounts each folder at `mount_root`/NAME; a spec's "path" is where the process
+    finds the files there, "host_path" is the same
+    folder outside it, for in-process runs. "_cuda": True asks the sandbox for the GPU devices."""
+    if not problem.handles:
+        return {}, {}
+    cuda = problem.device == "cuda" and cuda_available()
+    assets: dict[str, Path] = {}
+    handles: dict = {}
+    for h in problem.handles:
+        kind = KINDS[h.kind]
+        folder = kind.folder().resolve()
+        assets[kind.asset] = folder
+        handles[h.name] = {"kind": h.kind, "path": f"{mount_root}/{kind.asset}", "host_path": str(folder),
+                           "device": "cuda" if cuda else "cpu"}
+    if cuda:
+        handles["_cuda"] = True
+    return assets, handles
+
+
+def build_handle(spec: dict):
+    """Build a handle from its spec (inside the sandbox, or in-process for instructors' own runs)."""
+    kind = KINDS.get(spec.get("kind"))
+    if kind is None:
+        raise ValueError(f"unknown handle kind {spec.get('kind')!r} (known: {', '.join(KINDS)})")
+    return kind.build(Path(spec["path"]), spec.get("device", "cpu"))

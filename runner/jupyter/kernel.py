@@ -1,0 +1,152 @@
+"""Solving in Jupyter: `%%solution` cells, and the calls that grade what they recorded.
+
+A problem's notebook loads it with `%load_ext runner.jupyter` (which re-exports this module). The solver's code lives in
+one cell whose first line is `%%solution ID`: running the cell records its source for that problem
+and then runs it as usual. `public_tests(ID)` and `submit(ID)` grade the recorded source through the
+sandbox, so the notebook does not have to be saved first, and scratch cells are never submitted.
+
+Why the live cell and not the saved .ipynb: the kernel cannot reliably tell which file it belongs to
+(nbclient and nbgrader set no session name), and a file on disk lags behind unsaved edits. The
+source graded is exactly the code the solver last ran, which is also what their scratch cells see.
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import tempfile
+import warnings
+from pathlib import Path
+
+from runner.problems.catalogue import Catalogue, ProblemDir
+from runner.records.results import Result
+
+MARKER = "%%solution"
+_recorded: dict[str, str] = {}  # problem key -> source of its %%solution cell, as last run
+
+STATUS_COLOUR = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#cf222e", "timeout": "#9a6700",
+                 "memory": "#9a6700", "crashed": "#8250df", "invalid": "#8250df", "skipped": "#6e7781"}
+
+
+class NoSolution(LookupError):
+    """No `%%solution` cell has been run for the problem in this kernel."""
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext runner.jupyter`: record `%%solution` cells from now on."""
+    if record_solution_cell not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(record_solution_cell)
+
+
+def record_solution_cell(lines: list[str]) -> list[str]:
+    """IPython input transformer: a cell whose first line is `%%solution ID` is recorded as the
+    solution of problem ID, then runs as ordinary Python. Rewriting the cell instead of running it
+    from a magic keeps IPython's own tracebacks and error status, and the cell's line numbers."""
+    if lines and lines[0].startswith(MARKER):
+        record(lines[0][len(MARKER):].strip(), "".join(lines[1:]))
+        return ["# " + lines[0], *lines[1:]]
+    return lines
+
+
+def record(ident: str, source: str) -> None:
+    """Remember `source` as the solution of problem `ident`."""
+    key = Catalogue().get(ident).key
+    # Magics and shell lines are not Python; the sandbox gets the module without them,
+    # as `grader submit` does for a notebook file.
+    lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    _recorded[key] = "\n".join(lines) + "\n"
+
+
+def recorded_solution(ident: str) -> tuple[ProblemDir, str]:
+    """(problem, source of its last run `%%solution` cell); NoSolution when none ran."""
+    pdir = Catalogue().get(ident)
+    if pdir.key not in _recorded:
+        raise NoSolution(f"no solution for {pdir.key} in this kernel: run its `%%solution {pdir.key}` cell first")
+    return pdir, _recorded[pdir.key]
+
+
+@contextlib.contextmanager
+def solution_file(source: str):
+    """A temporary solution.py holding `source`, for the grader to read."""
+    with tempfile.TemporaryDirectory(prefix="grader-notebook-") as tmp:
+        path = Path(tmp) / "solution.py"
+        path.write_text(source, encoding="utf-8")
+        yield path
+
+
+class ResultView:
+    """A graded result that Jupyter shows as a verdict table (plain text elsewhere)."""
+
+    def __init__(self, result: Result, title: str):
+        self.result = result
+        self.title = title
+
+    @property
+    def score(self) -> float:
+        """Points earned."""
+        return self.result.score
+
+    @property
+    def max_score(self) -> float:
+        """Points possible."""
+        return self.result.max_score
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td style='text-align:left'>{html.escape(t.name)}"
+            f"{' <i>(hidden)</i>' if t.visibility == 'hidden' else ''}</td>"
+            f"<td style='text-align:left;color:{STATUS_COLOUR.get(t.status, 'inherit')}'><b>{t.status}</b></td>"
+            f"<td>{t.score:g}/{t.max_score:g}</td>"
+            f"<td style='text-align:left'><pre style='margin:0;white-space:pre-wrap'>{html.escape(t.message)}</pre></td>"
+            f"</tr>" for t in self.result.tests)
+        sub = f"submission #{self.result.submission_id}, " if self.result.submission_id else ""
+        return (f"<div class='grader-result'><b>{html.escape(self.title)}: {self.score:g} / {self.max_score:g}</b>"
+                f"<table><thead><tr><th style='text-align:left'>test</th><th style='text-align:left'>verdict</th>"
+                f"<th>points</th><th style='text-align:left'>message</th></tr></thead><tbody>{rows}</tbody></table>"
+                f"<small>{sub}{self.result.backend} sandbox, {self.result.duration_s:.1f} s</small></div>")
+
+    def __repr__(self) -> str:
+        lines = [f"{self.title}: {self.score:g} / {self.max_score:g}"]
+        lines += [f"  {t.status:8} {t.score:g}/{t.max_score:g}  {t.name}"
+                  + (" (hidden)" if t.visibility == "hidden" else "")
+                  + (f"\n           {t.message}" if t.message else "") for t in self.result.tests]
+        return "\n".join(lines)
+
+
+def public_tests(ident: str, backend: str = "local") -> ResultView:
+    """Run the public tests on the recorded solution, in the sandbox. Nothing is stored."""
+    from runner.grading.pipeline import grade
+
+    pdir, source = recorded_solution(ident)
+    with solution_file(source) as path:
+        result = grade(pdir, path, backend, hidden=False)
+    return ResultView(result, f"{pdir.key}, public tests")
+
+
+def submit(ident: str, backend: str = "local") -> ResultView:
+    """Grade the recorded solution with the public and hidden tests and store it in the gradebook,
+    exactly as `grader submit` does."""
+    from runner.records.gradebook import Gradebook
+    from runner.grading.lifecycle import submit as grade_and_store
+
+    pdir, source = recorded_solution(ident)
+    with solution_file(source) as path:
+        result = grade_and_store(pdir, path, Gradebook(), backend)
+    return ResultView(result, f"{pdir.key}, submission")
+
+
+def autograde(ident: str, points: float, backend: str = "local") -> float:
+    """The body of an nbgrader test cell: grade the recorded solution, show the verdicts, and
+    return the points earned, which nbgrader reads from the cell's value as partial credit."""
+    from IPython.display import display
+
+    from runner.grading.pipeline import grade
+
+    pdir, source = recorded_solution(ident)
+    # nbgrader gives a cell zero points when it writes anything to stderr; grading is quiet
+    # on purpose, so keep stray library warnings from costing the student their points.
+    with solution_file(source) as path, warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        result = grade(pdir, path, backend)
+    display(ResultView(result, pdir.key))
+    return round(points * result.score / result.max_score, 6) if result.max_score else 0.0

@@ -1,0 +1,142 @@
+"""The `problem.toml` schema: one pydantic model, errors that name the file and the field."""
+from __future__ import annotations
+
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ProblemFormatError(Exception):
+    """A problem folder that does not follow the format; the message names the file and field."""
+
+
+class Difficulty(str, Enum):
+    easy = "Easy"
+    medium = "Medium"
+    hard = "Hard"
+    capstone = "Hard◆"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paper(_Strict):
+    title: str = Field(min_length=1)
+    section: str = ""
+    url: str = ""
+
+
+class FunctionSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    kind: Literal["function", "class"] = "function"
+    params: list[str] = []
+    methods: list[str] = []
+
+
+class HandleSpec(_Strict):
+    """An object that exists only inside the sandbox, passed to the solver's code by name
+    (`runner.testing.Handle(name)`); built by the sandboxed process from read-only assets."""
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    kind: str  # a kind of runner.handles.KINDS
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from runner.handles import KINDS
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown handle kind {kind!r} (known: {', '.join(KINDS)})")
+        return kind
+
+
+class Limits(_Strict):
+    time_s: float = Field(10, gt=0, le=600)  # wall clock per call
+    total_s: float = Field(120, gt=0, le=7200)  # wall clock for all calls of one submission
+    cpu_s: int = Field(120, gt=0, le=3600)  # CPU seconds per call, all threads together
+    memory_mb: int = Field(4096, ge=256, le=262144)
+    processes: int = Field(64, ge=1, le=4096)
+    file_size_mb: int = Field(16, ge=1, le=4096)
+
+
+def parse_limit_overrides(items, where: str) -> dict[str, float]:
+    """`["time_s=2", "total_s=12"]` -> overrides of a problem's [limits]; a ValueError that names
+    `where` for an unknown limit or a value that is not a number."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in Limits.model_fields:
+            raise ValueError(f"{where}: no limit named {name!r} (choose from {', '.join(Limits.model_fields)})")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ValueError(f"{where}: {item!r}: the value is not a number") from None
+    return out
+
+
+class Tolerance(_Strict):
+    rtol: float = Field(1e-5, ge=0)
+    atol: float = Field(1e-6, ge=0)
+
+
+class Problem(_Strict):
+    id: int = Field(ge=1, le=9999)
+    slug: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    title: str = Field(min_length=1)
+    difficulty: Difficulty
+    tags: list[str] = Field(min_length=1)
+    framework: Literal["torch", "numpy"]
+    device: Literal["cpu", "cuda"] = "cpu"
+    summary: str = ""
+    paper: Paper
+    functions: list[FunctionSpec] = Field(min_length=1)
+    handles: list[HandleSpec] = []
+    limits: Limits = Limits()
+    tolerance: Tolerance = Tolerance()
+
+    @field_validator("functions")
+    @classmethod
+    def _unique_names(cls, functions: list[FunctionSpec]) -> list[FunctionSpec]:
+        names = [f.name for f in functions]
+        if len(names) != len(set(names)):
+            raise ValueError(f"function names repeat: {names}")
+        return functions
+
+    @property
+    def key(self) -> str:
+        """The folder name, `NNN-slug`."""
+        return f"{self.id}-{self.slug}"
+
+
+def _field_path(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def load_problem(path: Path) -> Problem:
+    """Parse and validate one `problem.toml`; raise ProblemFormatError naming file and field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProblemFormatError(f"{path}: file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProblemFormatError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        problem = Problem.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{path}: {_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ProblemFormatError("\n".join(lines)) from None
+    expected = path.parent.name
+    if problem.key != expected:
+        raise ProblemFormatError(
+            f"{path}: id/slug: the folder is named {expected!r} but id and slug give {problem.key!r}"
+        )
+    return problem

@@ -1,0 +1,139 @@
+"""Sandbox backends: how the sandboxed process (runner.sandbox.child) is started.
+
+`local` (default): bubblewrap. New user/pid/net/ipc/uts namespaces, no network, a private /tmp,
+read-only views of the interpreter and of the `runner` package only, the submission folder
+read-only; solutions/, graders/ and the gradebook are never mounted (and are covered by an empty
+tmpfs if they happen to lie under a mounted folder). The child adds rlimits and drops root.
+
+`docker`: the same child in a container (runner.sandbox.container), from the image built by
+runner/sandbox/docker/Dockerfile.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SANDBOX_LIB = "/sandbox/lib"
+SANDBOX_SUBMISSION = "/sandbox/submission"
+SANDBOX_ASSETS = "/sandbox/assets"
+RUNNER_DIR = Path(__file__).resolve().parent.parent  # the `runner` package, mounted read-only
+
+
+class SandboxUnavailable(RuntimeError):
+    """The chosen sandbox cannot run here; the message says how to get it."""
+
+
+@dataclass
+class LaunchSpec:
+    """Everything a backend needs to start one sandboxed process."""
+
+    submission_dir: Path
+    limits: dict
+    assets: dict[str, Path] = field(default_factory=dict)  # name -> host path, mounted read-only
+    protected: list[Path] = field(default_factory=list)  # must never be visible inside
+    cuda: bool = False
+
+
+def child_args(limits: dict, python: str) -> list[str]:
+    """The command line of the sandboxed process, with its limits."""
+    import json
+
+    return [python, "-m", "runner.sandbox.child", json.dumps(limits)]
+
+
+class LocalBackend:
+    """bubblewrap namespaces on this machine (the default)."""
+
+    name = "local"
+
+    def __init__(self):
+        self.bwrap = shutil.which("bwrap")
+
+    def check(self) -> None:
+        """Raise SandboxUnavailable, saying how to install bubblewrap, when it is missing."""
+        if not self.bwrap:
+            raise SandboxUnavailable(
+                "the local sandbox needs bubblewrap, which is not installed: install it with "
+                "`apt-get install bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap` (Fedora), "
+                "or grade with --backend docker. Submissions are never graded unsandboxed by default."
+            )
+
+    def python_roots(self) -> list[Path]:
+        """Folders the interpreter and its installed packages live in."""
+        roots = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path(sys.base_exec_prefix)}
+        for key in ("purelib", "platlib", "stdlib", "platstdlib"):
+            roots.add(Path(sysconfig.get_paths()[key]))
+        roots.add(Path(os.path.realpath(sys.executable)).parent)
+        # keep only outermost folders, and never the whole file system
+        ordered = sorted({r.resolve() for r in roots if r.exists()}, key=lambda p: len(p.parts))
+        out: list[Path] = []
+        for r in ordered:
+            if r == Path("/") or any(r.is_relative_to(o) for o in out):
+                continue
+            out.append(r)
+        return out
+
+    def command(self, spec: LaunchSpec) -> list[str]:
+        """The bwrap command line that starts the sandboxed process for `spec`."""
+        self.check()
+        args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid",
+                "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        if os.getuid() == 0:
+            # No user namespace for root: the child keeps just enough privilege to drop to
+            # nobody after setting its rlimits (root would be exempt from RLIMIT_NPROC).
+            args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        else:
+            args += ["--unshare-user", "--cap-drop", "ALL"]
+        system = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"]
+        mounted: list[Path] = []
+        for path in system:
+            if Path(path).exists():
+                args += ["--ro-bind", path, path]
+                mounted.append(Path(path))
+        made: set[Path] = set()
+        for root in self.python_roots():
+            if not any(root.is_relative_to(m) for m in mounted):
+                # folders bwrap creates on the way are private; the child runs as nobody
+                for parent in reversed(root.parents[:-1]):
+                    if parent not in made:
+                        args += ["--perms", "0755", "--dir", str(parent)]
+                        made.add(parent)
+                args += ["--ro-bind", str(root), str(root)]
+                mounted.append(root)
+        for folder in ("/sandbox", SANDBOX_LIB, SANDBOX_ASSETS):
+            args += ["--perms", "0755", "--dir", folder]
+        args += ["--ro-bind", str(RUNNER_DIR), f"{SANDBOX_LIB}/runner",
+                 "--ro-bind", str(spec.submission_dir), SANDBOX_SUBMISSION]
+        for name, host in spec.assets.items():
+            args += ["--ro-bind", str(host), f"{SANDBOX_ASSETS}/{name}"]
+        for secret in spec.protected:
+            secret = secret.resolve()
+            if any(secret.is_relative_to(m) for m in mounted):
+                args += ["--tmpfs", str(secret)]
+        if spec.cuda:
+            for dev in Path("/dev").glob("nvidia*"):
+                args += ["--dev-bind", str(dev), str(dev)]
+        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+                 "--chdir", "/tmp", "--clearenv", "--setenv", "PYTHONPATH", SANDBOX_LIB,
+                 "--setenv", "HOME", "/tmp", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+                 "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "HF_HUB_OFFLINE", "1",
+                 "--setenv", "PATH", "/usr/bin:/bin"]
+        return args + ["--"] + child_args(spec.limits, sys.executable)
+
+
+BACKENDS = ("local", "docker")
+
+
+def get_backend(name: str):
+    """A backend by name; SandboxUnavailable for an unknown one."""
+    if name == "local":
+        return LocalBackend()
+    if name == "docker":
+        from .container import DockerBackend
+
+        return DockerBackend()
+    raise SandboxUnavailable(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})") from None

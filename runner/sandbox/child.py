@@ -1,0 +1,218 @@
+"""The sandboxed process: imports the solver's module and runs calls sent by the trusted grader.
+
+Run as `python -m runner.sandbox.child LIMITS_JSON` inside the sandbox, talking over its stdin and stdout;
+it first moves those away so that whatever the solver prints goes to stderr, not into the protocol.
+It applies its resource limits, drops root if it has it, imports the framework, then answers:
+  {"op": "load", "path", "functions"}          import the submission and check its names/signatures
+  {"op": "call", "target", "method", "args", "kwargs"}
+  {"op": "release", "ref"}
+Responses: {"ok": true, "value"} or {"ok": false, "kind", "type", "message", "frames"}.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import math
+import os
+import resource
+import sys
+import traceback
+
+from runner.sandbox import wire
+
+MEMORY_HINTS = ("not enough memory", "can't allocate memory", "cannot allocate memory", "bad_alloc",
+                "out of memory")
+
+
+def apply_limits(limits: dict) -> None:
+    """Set the rlimits of this process (memory, file size, processes, no core) and drop root."""
+    mb = 1 << 20
+    settings = [
+        (resource.RLIMIT_AS, int(limits["memory_mb"] * mb)),
+        (resource.RLIMIT_FSIZE, int(limits["file_size_mb"] * mb)),
+        (resource.RLIMIT_NPROC, int(limits["processes"])),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    for which, value in settings:
+        resource.setrlimit(which, (value, value))
+    # The CPU limit is granted per request (grant_cpu), so that CPU spent by earlier tests is never
+    # charged to a later one; the hard limit stays open for that, and the trusted side's wall clock
+    # per call is the bound that cannot be lifted from inside.
+    if os.getuid() == 0:
+        # root is exempt from RLIMIT_NPROC and could undo the limits: become nobody.
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+
+def grant_cpu(cpu_s: int) -> None:
+    """Let the next request use `cpu_s` CPU seconds on top of what this process has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = math.ceil(usage.ru_utime + usage.ru_stime)
+    resource.setrlimit(resource.RLIMIT_CPU, (used + int(cpu_s), resource.RLIM_INFINITY))
+
+
+class Child:
+    """The state of the sandboxed process: the solver's module, its objects, handles, generators."""
+
+    def __init__(self):
+        self.module = None
+        self.path = None
+        self.objects: dict[int, object] = {}
+        self.generators: dict[int, object] = {}
+        self.handles: dict[str, object] = {}
+        self.next_ref = 0
+
+    # -- requests
+    def handle(self, request: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
+        """Answer one request; whatever the solver's code raises becomes a failure reply."""
+        op = request.get("op")
+        try:
+            if op == "load":
+                return self.load(request), []
+            if op == "call":
+                return self.call(request, buffers)
+            if op == "release":
+                self.objects.pop(request.get("ref"), None)
+                return {"ok": True, "value": None}, []
+            return {"ok": False, "kind": "protocol", "message": f"unknown op {op!r}"}, []
+        except BaseException as exc:  # noqa: BLE001 - everything the solver raises is reported
+            return self.failure(exc), []
+
+    def load(self, request: dict) -> dict:
+        """Import the submission, check its names and signatures, build the handles."""
+        self.path = request["path"]
+        spec = importlib.util.spec_from_file_location("submission", self.path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["submission"] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as exc:  # noqa: BLE001
+            failure = self.failure(exc)
+            failure["kind"] = "memory" if failure["kind"] == "memory" else "invalid"
+            failure["message"] = f"importing the submission raised {failure['type']}: {failure['message']}"
+            return failure
+        problems = [p for spec in request.get("functions", []) if (p := check_signature(module, spec))]
+        if problems:
+            return {"ok": False, "kind": "invalid", "type": "SignatureError", "message": "; ".join(problems),
+                    "frames": []}
+        self.module = module
+        from runner.handles import build_handle
+
+        for name, spec in request.get("handles", {}).items():
+            self.handles[name] = build_handle(spec)
+        return {"ok": True, "value": None}
+
+    def call(self, request: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
+        """Run one call; a result the wire cannot carry stays here, and a reference goes back."""
+        target = request.get("target")
+        if isinstance(target, str):
+            fn = getattr(self.module, target)
+        elif isinstance(target, dict) and "handle" in target:
+            # The grader reading a handle's own state (e.g. the model's pass log); the solver's
+            # code never sends requests, so this is the grader's side of the handle.
+            fn = self.handles[target["handle"]]
+        else:
+            obj = self.objects.get(target.get("ref") if isinstance(target, dict) else None)
+            if obj is None:
+                return {"ok": False, "kind": "protocol", "message": "that object no longer exists"}, []
+            fn = obj
+        if request.get("method"):
+            fn = getattr(fn, request["method"])
+        args = wire.decode(request.get("args", []), buffers, self.resolve)
+        kwargs = wire.decode(request.get("kwargs", {"__dict__": []}), buffers, self.resolve)
+        result = fn(*args, **kwargs)
+        out: list[bytes] = []
+        try:
+            value = wire.encode(result, out)
+        except wire.Unencodable:
+            if isinstance(result, (list, tuple, dict)):
+                raise
+            self.next_ref += 1
+            self.objects[self.next_ref] = result
+            out = []
+            value = wire.encode(wire.RemoteRef(self.next_ref, type(result).__name__), out)
+        return {"ok": True, "value": value}, out
+
+    def resolve(self, tag: str, node: dict):
+        """The object a tagged argument names: a generator built from its seed, an object, a handle."""
+        if tag == "__generator__":
+            gen = self.generators.get(node["__generator__"])
+            if gen is None:
+                import torch
+
+                gen = torch.Generator(device=node.get("device", "cpu")).manual_seed(int(node["seed"]))
+                self.generators[node["__generator__"]] = gen
+            return gen
+        if tag == "__remote__":
+            return self.objects[node["__remote__"]]
+        if tag == "__handle__":
+            return self.handles[node["__handle__"]]
+        raise wire.WireError(tag)
+
+    def failure(self, exc: BaseException) -> dict:
+        """The failure reply for an exception, with the traceback frames of the solver's file only."""
+        kind = "error"
+        text = str(exc)
+        if isinstance(exc, MemoryError) or any(h in text.lower() for h in MEMORY_HINTS):
+            kind = "memory"
+        frames = [
+            {"line": f.lineno, "function": f.name, "code": (f.line or "").strip()}
+            for f in traceback.extract_tb(exc.__traceback__)
+            if self.path and f.filename == self.path
+        ]
+        return {"ok": False, "kind": kind, "type": type(exc).__name__, "message": text[:2000], "frames": frames}
+
+
+def check_signature(module, spec: dict) -> str | None:
+    """A message when the module lacks the name or it cannot take the stated parameters."""
+    name = spec["name"]
+    obj = getattr(module, name, None)
+    if obj is None:
+        return f"{name} is not defined"
+    if spec.get("kind") == "class":
+        if not inspect.isclass(obj):
+            return f"{name} should be a class"
+        missing = [m for m in spec.get("methods", []) if not callable(getattr(obj, m, None))]
+        if missing:
+            return f"{name} has no method {', '.join(missing)}"
+    elif not callable(obj):
+        return f"{name} should be a function"
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    try:
+        sig.bind(**{p: None for p in spec.get("params", [])})
+    except TypeError as exc:
+        return f"{name}{sig}: does not take the parameters ({', '.join(spec.get('params', []))}): {exc}"
+    return None
+
+
+def main() -> None:
+    """Serve requests on the pipes until the grader closes them."""
+    limits = json.loads(sys.argv[1])
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    apply_limits(limits)
+    requests = os.fdopen(fd_in, "rb", buffering=0)
+    responses = os.fdopen(fd_out, "wb", buffering=0)
+    for framework in limits.get("preload", []):
+        __import__(framework)
+    child = Child()
+    wire.write_message(responses, {"ok": True, "ready": True}, [])
+    while (msg := wire.read_message(requests)) is not None:
+        grant_cpu(limits["cpu_s"])
+        header, buffers = child.handle(*msg)
+        try:
+            wire.write_message(responses, header, buffers)
+        except (wire.Unencodable, ValueError) as exc:
+            wire.write_message(responses, child.failure(exc), [])
+
+
+if __name__ == "__main__":
+    main()

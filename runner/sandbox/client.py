@@ -1,0 +1,283 @@
+"""The trusted side of the sandbox: start the sandboxed process, send it calls, and turn what comes
+back into values or verdict exceptions, each read and write under the call's deadline.
+
+One `SandboxClient` serves one submission. When its process dies or overruns, the client kills it
+(with its whole process group) and starts a fresh one for the next call; objects that lived in the
+dead process are gone, which `generation` lets proxies detect.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from typing import Any, Callable
+
+from . import wire
+from .backends import SANDBOX_SUBMISSION, LaunchSpec
+from .failures import (SolverCrashed, SolverFailure, SolverMemory, SolverTimeout, SubmissionInvalid,
+                       failure_from_reply)
+
+log = logging.getLogger(__name__)
+
+SUBMISSION_FILE = "submission.py"
+
+
+class SandboxClient:
+    """The pipe to one sandboxed process serving one submission; restarted after a failure that killed it."""
+
+    STARTUP_S = 120.0
+    OUTPUT_TAIL = 8192
+
+    def __init__(self, backend, spec: LaunchSpec, functions: list[dict], handles: dict | None = None):
+        self.backend = backend
+        self.spec = spec
+        self.load_request = {"op": "load", "path": f"{SANDBOX_SUBMISSION}/{SUBMISSION_FILE}",
+                             "functions": functions, "handles": handles or {}}
+        self.time_s = float(spec.limits["time_s"])
+        self.proc: subprocess.Popen | None = None
+        self.generation = 0
+        self.loaded = False
+        self.load_failure: SolverFailure | None = None
+        self.output = collections.deque(maxlen=64)
+        self.calls = 0
+        self.spent_s = 0.0  # wall clock used by calls, against limits.total_s
+        self.ready: dict | None = None  # the start-up message, once received
+        self.on_dispose: Callable[[], None] | None = None  # set by the pool that lent this client
+        # Told of every failure but the solver's own exception, as it leaves a call: a test that
+        # catches exceptions (to check that bad input raises) cannot hide a timeout or crash.
+        self.observer: Callable[[SolverFailure], None] | None = None
+
+    def set_submission(self, code: str) -> None:
+        """Put the module to grade where the sandboxed process imports it (its folder is mounted read-only)."""
+        target = self.spec.submission_dir / SUBMISSION_FILE
+        target.write_text(code, encoding="utf-8")
+        target.chmod(0o644)
+
+    # ------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        """Launch the sandboxed process; returns at once, so its start-up overlaps the caller's work."""
+        cmd = self.backend.command(self.spec)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True, bufsize=0)
+        self.generation += 1
+        log.debug("started sandboxed process %d (generation %d, %s backend)", self.proc.pid, self.generation,
+                  self.backend.name)
+        self.loaded = False
+        self.ready = None
+        self.reader = wire.FrameReader()
+        threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
+
+    def _drain(self, stream) -> None:
+        # Keep only the tail of what the solver prints; a flood costs it time, not our memory.
+        try:
+            while chunk := stream.read(4096):
+                self.output.append(chunk)
+        except (OSError, ValueError):
+            pass
+
+    def ensure_loaded(self) -> None:
+        """Start the process if it is not running and import the submission in it; a load failure
+        is remembered and raised again for every later call."""
+        if self.load_failure is not None:
+            raise self.load_failure.again()
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self.start()
+        if self.loaded:
+            return
+        try:
+            self.wait_ready(time.monotonic() + self.STARTUP_S)
+            if not self.ready.get("ready"):
+                raise SolverCrashed("the sandboxed process did not start")
+            self._send(self.load_request, [])
+            reply, _ = self._receive(time.monotonic() + self.time_s + 30, during="importing the submission")
+        except SolverFailure as exc:
+            self.load_failure = exc if isinstance(exc, SolverTimeout) else SubmissionInvalid(
+                f"the submission could not be loaded: {exc.message}", exc.detail)
+            raise self.load_failure from None
+        if not reply.get("ok"):
+            self.load_failure = failure_from_reply(reply)
+            if not isinstance(self.load_failure, (SolverMemory, SolverTimeout)):
+                self.load_failure = SubmissionInvalid(self.load_failure.message, self.load_failure.detail)
+            self.kill()
+            raise self.load_failure
+        self.loaded = True
+
+    def kill(self) -> None:
+        """Kill the process with its whole session (what it forked dies too)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # already gone with its whole group
+        except PermissionError as exc:
+            log.warning("could not kill the process group of sandboxed process %d: %s", self.proc.pid, exc)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("sandboxed process %d did not exit within 10 s of SIGKILL", self.proc.pid)
+        stop = getattr(self.backend, "stop", None)
+        if stop is not None:
+            stop(self.proc)  # what outlives the process (the docker backend's container)
+
+    def close(self) -> None:
+        """Kill the process and close its pipes; the next call starts a new one."""
+        if self.proc is not None:
+            self.kill()
+            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                try:
+                    stream.close()
+                except OSError:
+                    pass  # a pipe already broken by the dead process
+            self.proc = None
+
+    def dispose(self) -> None:
+        """Close, remove the submission folder made for this client, and run the pool's hook."""
+        self.close()
+        shutil.rmtree(self.spec.submission_dir, ignore_errors=True)
+        hook, self.on_dispose = self.on_dispose, None
+        if hook is not None:
+            hook()
+
+    def wait_ready(self, deadline: float) -> None:
+        """Wait for the sandboxed process's start-up message (kept for ensure_loaded)."""
+        if self.proc is not None and self.ready is None:
+            self.ready, _ = self._receive(deadline, during="starting")
+
+    # ------------------------------------------------------------ calls
+    def call(self, target: Any, method: str | None, args: tuple, kwargs: dict) -> Any:
+        """Run `target` (a function name, {"ref": n} or {"handle": name}), or its `method`, in the
+        sandbox and return the decoded result; a verdict exception when it does not return."""
+        try:
+            return self._budgeted_call(target, method, args, kwargs)
+        except SolverFailure as exc:
+            if exc.verdict != "error" and self.observer is not None:
+                self.observer(exc)
+            raise
+
+    def report(self, failure: SolverFailure) -> SolverFailure:
+        """Tell the observer of a failure raised outside `call` (a proxy's own check); returns it."""
+        if self.observer is not None:
+            self.observer(failure)
+        return failure
+
+    def _budgeted_call(self, target: Any, method: str | None, args: tuple, kwargs: dict) -> Any:
+        total = float(self.spent_limit())
+        if self.spent_s >= total:
+            raise SolverTimeout(f"the submission used up its total time budget ({total:g} s) in earlier tests")
+        self.ensure_loaded()  # (re)starting the process is the grader's time, not the solver's
+        t0 = time.monotonic()
+        try:
+            return self._call(target, method, args, kwargs)
+        finally:
+            self.spent_s += time.monotonic() - t0
+
+    def spent_limit(self) -> float:
+        """The submission's total wall-clock budget for calls, in seconds."""
+        return self.spec.limits.get("total_s", float("inf"))
+
+    def _call(self, target: Any, method: str | None, args: tuple, kwargs: dict) -> Any:
+        self.ensure_loaded()
+        buffers: list[bytes] = []
+        try:
+            header = {"op": "call", "target": target, "method": method,
+                      "args": wire.encode(list(args), buffers), "kwargs": wire.encode(dict(kwargs), buffers)}
+        except wire.Unencodable as exc:
+            raise TypeError(f"test passed an argument that cannot cross the sandbox: {exc}") from None
+        self.calls += 1
+        self._send(header, buffers)
+        reply, out = self._receive(time.monotonic() + self.time_s, during="the call")
+        if not reply.get("ok"):
+            raise failure_from_reply(reply)
+        try:
+            return wire.decode(reply.get("value"), out, self._resolve)
+        except (wire.WireError, KeyError, TypeError, ValueError) as exc:
+            self.kill()
+            raise SolverCrashed(f"the sandboxed process sent a malformed reply ({exc})") from None
+
+    def release(self, ref: int, generation: int) -> None:
+        """Let the process forget an object the grader no longer holds."""
+        if generation == self.generation and self.proc is not None and self.proc.poll() is None:
+            self._send({"op": "release", "ref": ref}, [])
+            try:
+                self._receive(time.monotonic() + self.time_s, during="releasing an object")
+            except SolverFailure as exc:
+                log.debug("releasing object %d failed: %s", ref, exc.message)
+
+    def _resolve(self, tag: str, node: dict):
+        if tag == "__remote__":
+            from .proxies import RemoteObject
+
+            return RemoteObject(self, int(node["__remote__"]), str(node.get("type", "object")), self.generation)
+        raise wire.WireError(f"{tag} is not accepted from the sandboxed process")
+
+    def _send(self, header: dict, buffers: list[bytes]) -> None:
+        data = wire.pack_message(header, buffers)
+        proc = self.proc
+
+        def write():
+            try:
+                proc.stdin.write(data)
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass  # the process died; _receive reports how
+
+        if len(data) < 32768:
+            write()
+        else:
+            threading.Thread(target=write, daemon=True).start()
+
+    def _receive(self, deadline: float, during: str) -> tuple[dict, list[bytes]]:
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                message = self.reader.message()
+            except wire.WireError as exc:
+                self.kill()
+                raise SolverCrashed(f"the sandboxed process sent a malformed reply ({exc})") from None
+            if message is not None:
+                return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                raise SolverTimeout(f"no answer within {self.time_s:g} s during {during}")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise self._death(during)
+            try:
+                self.reader.feed(chunk)
+            except wire.WireError as exc:
+                self.kill()
+                raise SolverCrashed(f"the sandboxed process sent a malformed reply ({exc})") from None
+
+    def _death(self, during: str) -> SolverFailure:
+        log.info("sandboxed process %d ended during %s", self.proc.pid, during)
+        try:
+            rc = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            rc = self.proc.returncode
+        sig = -rc if rc is not None and rc < 0 else (rc - 128 if rc is not None and rc > 128 else None)
+        if sig == signal.SIGXCPU:
+            return SolverTimeout(f"CPU time limit ({self.spec.limits['cpu_s']:g} s) exceeded during {during}")
+        if sig == signal.SIGKILL:
+            return SolverMemory(f"the sandboxed process was killed (out of memory?) during {during}")
+        if sig is not None:
+            return SolverCrashed(f"the sandboxed process died of signal {signal.Signals(sig).name} during {during}")
+        return SolverCrashed(f"the sandboxed process exited with status {rc} during {during}")
+
+    def output_tail(self) -> str:
+        """The last bytes the solver's code printed (stdout and stderr together)."""
+        return b"".join(self.output)[-self.OUTPUT_TAIL:].decode("utf-8", "replace")
+
+

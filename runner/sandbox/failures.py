@@ -1,0 +1,76 @@
+"""How a call into the solver's code can fail: one exception class per verdict.
+
+    SolverFailure            a call did not return normally; `verdict` names how
+    ├── SolverError          "error"    the solver's code raised (traceback trimmed to its own lines)
+    ├── SolverTimeout        "timeout"  wall clock, CPU time or the submission's total budget ran out
+    ├── SolverMemory         "memory"   the memory limit stopped it
+    ├── SolverCrashed        "crashed"  the sandboxed process died, or broke the protocol
+    └── SubmissionInvalid    "invalid"  the submission cannot be loaded (static check or import)
+
+The grader's own failures are not here: they are `GradingError` (runner.grading.pipeline) and
+`SandboxUnavailable` (runner.sandbox.backends), never a verdict against the solver.
+"""
+from __future__ import annotations
+
+
+class SolverFailure(Exception):
+    """A call into the solver's code did not return normally; `verdict` names how."""
+
+    verdict = "error"
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail  # traceback lines in the solver's own file
+
+    def again(self) -> "SolverFailure":
+        """The same failure raised anew (a remembered one is met again by a later test)."""
+        return type(self)(self.message, self.detail)
+
+
+class SolverError(SolverFailure):
+    """The solver's code raised an exception."""
+
+    verdict = "error"
+
+
+class SolverTimeout(SolverFailure):
+    """A time limit (wall clock per call, CPU seconds, or the total budget) ran out."""
+
+    verdict = "timeout"
+
+
+class SolverMemory(SolverFailure):
+    """The memory limit stopped the solver's code."""
+
+    verdict = "memory"
+
+
+class SolverCrashed(SolverFailure):
+    """The sandboxed process died of a signal, exited, or sent a malformed reply."""
+
+    verdict = "crashed"
+
+
+class SubmissionInvalid(SolverFailure):
+    """The submission cannot be graded at all; the message says why and names the file or cell."""
+
+    verdict = "invalid"
+
+
+FAILURES = {cls.verdict: cls for cls in (SolverError, SolverTimeout, SolverMemory, SolverCrashed, SubmissionInvalid)}
+
+
+def format_frames(frames: list[dict]) -> str:
+    """The solver's own traceback frames, as the verdict message shows them."""
+    return "\n".join(f'  line {f["line"]}, in {f["function"]}\n    {f["code"]}' for f in frames)
+
+
+def failure_from_reply(reply: dict) -> SolverFailure:
+    """The verdict exception for a failed reply of the sandboxed process."""
+    kind = reply.get("kind")
+    if kind == "protocol":
+        return SolverCrashed(f"the sandboxed process broke the protocol: {str(reply.get('message'))[:200]}")
+    cls = FAILURES.get(kind, SolverError)
+    head = f"{reply.get('type', 'Error')}: {reply.get('message', '')}".strip()
+    return cls(head, format_frames(reply.get("frames") or []))
