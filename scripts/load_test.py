@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner.problems.catalogue import Catalogue  # noqa: E402
-from tests.support.cluster import LocalCluster  # noqa: E402
+from tests.support.cluster import LocalCluster  # noqa: E402  (the test suite's local cluster)
 from runner.records.gradebook import Gradebook, SubmissionRow  # noqa: E402
 
 MIX = {"correct": 0.40, "wrong": 0.30, "crash": 0.15, "hang": 0.15}

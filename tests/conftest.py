@@ -1,10 +1,6 @@
-import os
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.helpers import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -17,20 +13,7 @@ def private_gradebook(tmp_path, monkeypatch):
 
 @pytest.fixture
 def catalogue():
+    """The checkout's problems."""
     from runner.problems.catalogue import Catalogue
 
     return Catalogue(ROOT)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def grader_cli(*args, env=None, timeout=600):
-    import subprocess
-
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], capture_output=True, text=True,
-                          cwd=env.get("CWD", ROOT) if env else ROOT, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})})

@@ -92,7 +92,7 @@ def show(ident: str = typer.Argument(..., metavar="ID"),
 @app.command()
 def start(ident: str = typer.Argument(..., metavar="ID"), directory: Optional[Path] = typer.Argument(None, metavar="DIR")):
     """Copy the starter (as solution.py), public tests and notebook into a working folder."""
-    from runner.problems.scaffold import make_workspace
+    from runner.authoring.scaffold import make_workspace
 
     pdir = problem_or_exit(ident)
     target = directory or Path(pdir.key)
@@ -217,7 +217,7 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
              unsafe_inprocess: bool = typer.Option(False, "--unsafe-inprocess",
                                                    help="run the reference, starter and mutants in this process")):
     """Check problems: metadata, files, statement, example, reference, starter, mutants."""
-    from runner.problems.validation import validate as run_validate
+    from runner.authoring.validation import validate as run_validate
 
     pdirs = [problem_or_exit(i) for i in idents] if idents else catalogue().problems()
     all_ok = True
@@ -236,7 +236,7 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
 def new(ident: int = typer.Argument(..., metavar="ID"), slug: str = typer.Argument(..., metavar="SLUG"),
         title: str = typer.Option("TODO title", "--title")):
     """Scaffold a problem folder (problems/, solutions/, graders/) for an instructor to fill in."""
-    from runner.problems.scaffold import scaffold_problem
+    from runner.authoring.scaffold import scaffold_problem
 
     try:
         written = scaffold_problem(catalogue().root, ident, slug, title)

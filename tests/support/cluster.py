@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from .catalogue import default_root
+from runner.problems.catalogue import default_root
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 """problem.toml is validated with errors that name the file and the field."""
 import pytest
 
-from conftest import write
+from tests.support.helpers import write
 from runner.problems.schema import ProblemFormatError, load_problem
 
 GOOD = '''id = 7

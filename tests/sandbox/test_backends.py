@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-from runner.sandbox.backends import (DockerBackend, LaunchSpec, LocalBackend, SandboxUnavailable, container_spec,
-                            docker_run_args)
+from tests.support.helpers import ROOT
+from runner.sandbox.backends import LaunchSpec, LocalBackend, SandboxUnavailable
+from runner.sandbox.container import DockerBackend, container_spec, docker_run_args
 
 LIMITS = {"time_s": 5, "total_s": 60, "cpu_s": 30, "memory_mb": 2048, "processes": 32, "file_size_mb": 8}
 
@@ -123,7 +123,7 @@ def test_docker_backend_names_a_fresh_container_each_time(tmp_path):
 def test_docker_image_installs_the_pinned_platform():
     pinned = [d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
               if d.startswith("torch==")]
-    recipe = (ROOT / "runner" / "docker" / "Dockerfile").read_text()
+    recipe = (ROOT / "runner" / "sandbox" / "docker" / "Dockerfile").read_text()
     assert pinned and f'"{pinned[0]}"' in recipe, "the image installs the torch version pyproject.toml pins"
     assert "download.pytorch.org/whl/cpu" in recipe and "pip install ." in recipe
     assert "COPY solutions" not in recipe and "COPY graders" not in recipe and "COPY . " not in recipe
@@ -149,7 +149,7 @@ def _engine() -> str | None:
     try:
         client.images.get(DockerBackend().image)
     except docker.errors.ImageNotFound:
-        return f"the worker image is not built (docker build -f runner/docker/Dockerfile -t {DockerBackend().image} .)"
+        return f"the worker image is not built (docker build -f runner/sandbox/docker/Dockerfile -t {DockerBackend().image} .)"
     finally:
         client.close()
     return None
@@ -190,7 +190,7 @@ def test_docker_stops_a_hanging_worker_and_removes_its_container(catalogue, tmp_
 
 @needs_engine
 def test_docker_missing_image_says_how_to_build_it(tmp_path):
-    with pytest.raises(SandboxUnavailable, match="runner/docker/Dockerfile"):
+    with pytest.raises(SandboxUnavailable, match="runner/sandbox/docker/Dockerfile"):
         DockerBackend(image="diffusion-grader-worker:no-such-tag").command(spec(tmp_path))
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, write
+from tests.support.helpers import ROOT, write
 from runner.problems.catalogue import Catalogue
 from runner.records.gradebook import Gradebook
 from runner.problems.schema import ProblemFormatError

@@ -2,7 +2,7 @@
 import json
 import os
 
-from conftest import ROOT, grader_cli
+from tests.support.helpers import ROOT, grader_cli
 
 
 def test_list_json_has_the_catalogue_fields(catalogue):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import write
+from tests.support.helpers import write
 
 FUNCTIONS = ["sample_noise_level", "corrupt_canvas", "loss_weight", "diffusion_loss"]
 LIMITS = {"time_s": 3, "total_s": 40}

@@ -13,7 +13,7 @@ from runner.problems.catalogue import Catalogue
 from runner.handles.diffusiongemma import (BUNDLED_NAME, CANVAS_LENGTH, EOS, PAD, bundled_checkpoint, copy_example, count_example,
                           left_pad, load_model)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_script(name: str):

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from conftest import ROOT, grader_cli
+from tests.support.helpers import ROOT, grader_cli
 from runner.problems.catalogue import Catalogue
 from runner.jupyter.course import CODE_STUB
 from runner.grading.pipeline import grade

@@ -8,7 +8,7 @@ import json
 import nbformat
 from nbclient import NotebookClient
 
-from conftest import ROOT, grader_cli, write
+from tests.support.helpers import ROOT, grader_cli, write
 from runner.problems.catalogue import Catalogue
 from runner.records.gradebook import Gradebook
 from runner.jupyter.notebooks import render

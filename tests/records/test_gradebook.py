@@ -2,7 +2,7 @@
 failure leaves it marked, never lost."""
 import pytest
 
-from conftest import write
+from tests.support.helpers import write
 from runner.records.gradebook import Gradebook
 from runner.grading.lifecycle import submit
 from runner.grading.pipeline import GradingError

@@ -1,0 +1,22 @@
+"""Helpers shared by the project's tests."""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(path: Path, text: str) -> Path:
+    """Write `text` to `path`, making its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def grader_cli(*args, env=None, timeout=600):
+    """Run `grader ARGS` in a fresh process (from the checkout unless env has CWD)."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "runner.cli", *args], capture_output=True, text=True,
+                          cwd=env.get("CWD", ROOT) if env else ROOT, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
