@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from runner.problems.catalogue import import_file  # noqa: E402
+from runner.modules import import_file  # noqa: E402
 from runner.handles.diffusiongemma import EOS, PAD, copy_example, count_example, left_pad, load_model  # noqa: E402
 
 

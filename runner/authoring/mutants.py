@@ -20,22 +20,28 @@ from runner.problems.catalogue import ProblemDir
 
 
 class MutantError(ValueError):
+    """A mutants.toml entry that cannot be applied; the message names the file and entry."""
+
     pass
 
 
 @dataclass(frozen=True)
 class Mutant:
+    """A realistic mistake: the reference with a few edits, and a sentence saying what is wrong."""
+
     name: str
     mistake: str
     source: str
 
     def write(self, folder: Path) -> Path:
+        """Write the mutant as NAME.py into `folder`; its path."""
         path = folder / f"{self.name}.py"
         path.write_text(self.source, encoding="utf-8")
         return path
 
 
 def mutants_file(pdir: ProblemDir) -> Path:
+    """The problem's graders/NNN-slug/mutants.toml."""
     return pdir.grader_dir / "mutants.toml"
 
 
@@ -57,6 +63,7 @@ def apply_edits(reference: str, edits: list[dict], where: str) -> str:
 
 
 def load_mutants(pdir: ProblemDir) -> list[Mutant]:
+    """Every mutant of the problem, built from the reference (none when there is no mutants.toml)."""
     path = mutants_file(pdir)
     if not path.exists():
         return []
@@ -79,6 +86,7 @@ def load_mutants(pdir: ProblemDir) -> list[Mutant]:
 
 
 def mutant(pdir: ProblemDir, name: str) -> Mutant:
+    """One mutant by name."""
     for m in load_mutants(pdir):
         if m.name == name:
             return m

@@ -130,6 +130,7 @@ def test_random_inputs(submission, reference, problem):
 
 
 def scaffold_problem(root: Path, ident: int, slug: str, title: str) -> list[Path]:
+    """Write a new problem's three folders with a working example to replace; the paths written."""
     import re
 
     if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug):

@@ -9,7 +9,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.problems.catalogue import ProblemDir, import_file
+from runner.modules import import_file
+from runner.problems.catalogue import ProblemDir
 from runner.grading.pipeline import GradingError, grade
 from runner.authoring.mutants import MutantError, load_mutants
 from runner.problems.schema import ProblemFormatError
@@ -20,6 +21,8 @@ PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 @dataclass
 class Check:
+    """One check of a problem and what it found."""
+
     name: str
     ok: bool
     detail: str = ""
@@ -27,14 +30,18 @@ class Check:
 
 @dataclass
 class Report:
+    """Every check of one problem."""
+
     problem: str
     checks: list[Check] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
+        """Whether every check passed."""
         return all(c.ok for c in self.checks)
 
     def add(self, name: str, ok: bool, detail: str = "") -> bool:
+        """Record a check; returns `ok` so callers can stop early."""
         self.checks.append(Check(name, ok, detail))
         return ok
 
@@ -55,6 +62,7 @@ def run_worked_example(pdir: ProblemDir) -> tuple[bool, str]:
 
 
 def statement_renders(pdir: ProblemDir) -> tuple[bool, str]:
+    """(ok, why not): statement.md is non-empty, opens with a heading and renders as markdown."""
     from io import StringIO
 
     from rich.console import Console
@@ -71,6 +79,7 @@ def statement_renders(pdir: ProblemDir) -> tuple[bool, str]:
 
 
 def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> Report:
+    """Run every check of one problem: metadata, files, statement, example, reference, starter, mutants."""
     report = Report(pdir.key)
     try:
         meta = pdir.meta

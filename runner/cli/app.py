@@ -41,6 +41,7 @@ def catalogue() -> Catalogue:
 
 
 def problem_or_exit(ident: str) -> ProblemDir:
+    """The problem by id or slug with valid metadata, or a clear exit."""
     try:
         pdir = catalogue().get(ident)
         pdir.meta  # noqa: B018 - validate now, for a clear message

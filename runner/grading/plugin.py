@@ -16,7 +16,8 @@ import pytest
 from runner.grading.submission import read_submission
 from runner.grading.verdicts import OBSERVED
 from runner.handles import handles_for
-from runner.problems.catalogue import Catalogue, ProblemDir, find_problem_for_path, import_file
+from runner.modules import import_file
+from runner.problems.catalogue import Catalogue, ProblemDir, find_problem_for_path
 from runner.problems.schema import parse_limit_overrides
 from runner.sandbox.backends import SANDBOX_ASSETS, LaunchSpec, get_backend
 from runner.sandbox.failures import SolverFailure, SubmissionInvalid

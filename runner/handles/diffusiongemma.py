@@ -42,6 +42,7 @@ def model_folder() -> Path:
 # ------------------------------------------------------------------ the synthetic language
 
 def symbol(i: int) -> int:
+    """The token id of symbol `i` (mod 26)."""
     return SYMBOL0 + i % NUM_SYMBOLS
 
 
@@ -103,6 +104,7 @@ class PassLog:
         model.lm_head.register_forward_hook(self._logits)
 
     def clear(self) -> None:
+        """Forget every recorded pass."""
         self.encoder: list[dict] = []
         self.decoder: list[dict] = []
         self._open = None

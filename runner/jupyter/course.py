@@ -53,11 +53,15 @@ hidden tests in a sandbox; the other cells are your scratch space and are not gr
 
 
 class CourseError(RuntimeError):
+    """The course cannot be built; the message says why."""
+
     pass
 
 
 @dataclass
 class CourseReport:
+    """What `build_course` wrote and each problem's points."""
+
     assignment_dir: Path
     notebooks: list[Path] = field(default_factory=list)
     points: dict[str, float] = field(default_factory=dict)
@@ -65,6 +69,7 @@ class CourseReport:
 
 
 def nbgrader_meta(grade_id: str, *, solution=False, grade=False, locked=False, points: float | None = None) -> dict:
+    """A cell's nbgrader metadata (schema version 3)."""
     meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
             "task": False}
     if points is not None:
@@ -93,6 +98,7 @@ def solution_source(pdir: ProblemDir) -> str:
 
 
 def course_notebook(pdir: ProblemDir, points: float) -> nbformat.NotebookNode:
+    """The nbgrader source notebook of one problem, worth `points`."""
     key = pdir.key
     cells = [new_markdown_cell(header(pdir, ABOUT), id="about")]
     for cell_id, name in (("statement", "statement.md"), ("learn", "learn.md")):
@@ -158,6 +164,7 @@ class SandboxedExecute(Execute):
     instructor code only."""
 
     def preprocess_cell(self, cell, resources, index):
+        """Run locked test cells, record solution cells as text, skip the rest."""
         nbg = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code" or (nbg.get("grade") and nbg.get("locked")):
             return super().preprocess_cell(cell, resources, index)

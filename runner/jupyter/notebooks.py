@@ -24,6 +24,7 @@ submit: the hidden tests grade your functions in a sandbox and the result goes t
 
 
 def header(pdir: ProblemDir, about: str = HOW_IT_WORKS) -> str:
+    """The notebook's first markdown cell: title, difficulty, tags, paper, how it works."""
     m = pdir.meta
     paper = m.paper.title + (f", {m.paper.section}" if m.paper.section else "")
     return (f"# {m.id}. {m.title}\n\n**{m.difficulty.value}** · {', '.join(m.tags)}  \n"
@@ -31,6 +32,7 @@ def header(pdir: ProblemDir, about: str = HOW_IT_WORKS) -> str:
 
 
 def build_notebook(pdir: ProblemDir) -> nbformat.NotebookNode:
+    """The solver's notebook of one problem, generated from its folder."""
     key = pdir.key
     cells = [new_markdown_cell(header(pdir), id="about")]
     for cell_id, name in (("statement", "statement.md"), ("learn", "learn.md")):
@@ -63,10 +65,12 @@ def build_notebook(pdir: ProblemDir) -> nbformat.NotebookNode:
 
 
 def render(pdir: ProblemDir) -> str:
+    """The notebook as the text of its .ipynb file."""
     return nbformat.writes(build_notebook(pdir)) + "\n"
 
 
 def write_notebook(pdir: ProblemDir, path: Path | None = None) -> Path:
+    """Write the notebook (default: next to the problem's files); its path."""
     path = path or pdir.notebook
     path.write_text(render(pdir), encoding="utf-8")
     return path

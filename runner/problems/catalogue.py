@@ -6,7 +6,6 @@ beside the package, not package data.
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -29,15 +28,6 @@ def default_root() -> Path:
     return current().project_root
 
 
-def import_file(path: Path, name: str):
-    """The module a file outside sys.path defines (a reference, a script), run in this process:
-    trusted code only. Whatever the file raises propagates."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @dataclass(frozen=True)
 class ProblemDir:
     """One problem's three folders (problems/, solutions/, graders/) under a root."""
@@ -47,26 +37,32 @@ class ProblemDir:
 
     @property
     def folder(self) -> Path:
+        """problems/NNN-slug: what solvers see."""
         return self.root / "problems" / self.key
 
     @property
     def solution_file(self) -> Path:
+        """The reference solution (trusted grader only)."""
         return self.root / "solutions" / self.key / "solution.py"
 
     @property
     def grader_dir(self) -> Path:
+        """graders/NNN-slug: the hidden tests and mutants (trusted grader only)."""
         return self.root / "graders" / self.key
 
     @property
     def public_tests(self) -> Path:
+        """The public tests' folder."""
         return self.folder / "tests"
 
     @property
     def starter(self) -> Path:
+        """The stub the solver starts from."""
         return self.folder / "starter.py"
 
     @property
     def notebook(self) -> Path:
+        """The problem's generated notebook."""
         return self.folder / f"{self.key}.ipynb"
 
     @cached_property

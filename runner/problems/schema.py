@@ -14,6 +14,8 @@ class ProblemFormatError(Exception):
 
 
 class Difficulty(str, Enum):
+    """How hard a problem is; Hard◆ marks a capstone."""
+
     easy = "Easy"
     medium = "Medium"
     hard = "Hard"
@@ -25,12 +27,16 @@ class _Strict(BaseModel):
 
 
 class Paper(_Strict):
+    """The paper (and section) a problem teaches."""
+
     title: str = Field(min_length=1)
     section: str = ""
     url: str = ""
 
 
 class FunctionSpec(_Strict):
+    """A function or class the solver implements, with the parameters the tests pass."""
+
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     kind: Literal["function", "class"] = "function"
     params: list[str] = []
@@ -54,6 +60,8 @@ class HandleSpec(_Strict):
 
 
 class Limits(_Strict):
+    """Resource limits of the sandboxed process (overridable per run with --limit / GRADER_LIMITS)."""
+
     time_s: float = Field(10, gt=0, le=600)  # wall clock per call
     total_s: float = Field(120, gt=0, le=7200)  # wall clock for all calls of one submission
     cpu_s: int = Field(120, gt=0, le=3600)  # CPU seconds per call, all threads together
@@ -78,11 +86,15 @@ def parse_limit_overrides(items, where: str) -> dict[str, float]:
 
 
 class Tolerance(_Strict):
+    """Numeric tolerance of the checks: |actual - expected| <= atol + rtol * |expected|."""
+
     rtol: float = Field(1e-5, ge=0)
     atol: float = Field(1e-6, ge=0)
 
 
 class Problem(_Strict):
+    """A problem.toml, validated."""
+
     id: int = Field(ge=1, le=9999)
     slug: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
     title: str = Field(min_length=1)

@@ -80,6 +80,7 @@ class Gradebook:
                                 backend=backend, status="received", attempts=0, created_at=_now())
             s.add(row)
             s.commit()
+            log.debug("stored submission %d of %s (%s, %d bytes)", row.id, problem, filename, row.size)
             return row.id
 
     def _update(self, sub_id: int, **fields) -> None:
@@ -94,9 +95,10 @@ class Gradebook:
         self._update(sub_id, status="queued")
 
     def mark_grading(self, sub_id: int) -> None:
-        """Grading has started (once more, when a job is redone)."""
+        """Grading has started (once more, when a job is redone); a final status is never undone."""
         with Session(self.engine) as s:
-            s.execute(update(SubmissionRow).where(SubmissionRow.id == sub_id)
+            s.execute(update(SubmissionRow)
+                      .where(SubmissionRow.id == sub_id, SubmissionRow.status.not_in(("graded", "failed")))
                       .values(status="grading", attempts=SubmissionRow.attempts + 1))
             s.commit()
 
@@ -109,11 +111,16 @@ class Gradebook:
                 .values(status="graded", score=result.score, max_score=result.max_score,
                         result_json=result.model_dump_json(), finished_at=_now()))
             s.commit()
+            log.debug("result of submission %d: %g / %g (%s)", sub_id, result.score, result.max_score,
+                      "stored" if done.rowcount == 1 else "already there")
             return done.rowcount == 1
 
     def mark_failed(self, sub_id: int, error: str) -> None:
-        """The grader could not grade it; `error` says why (the submission stays)."""
-        self._update(sub_id, status="failed", error=error[-20000:], finished_at=_now())
+        """The grader could not grade it; `error` says why (the submission stays). A stored result wins."""
+        with Session(self.engine) as s:
+            s.execute(update(SubmissionRow).where(SubmissionRow.id == sub_id, SubmissionRow.status != "graded")
+                      .values(status="failed", error=error[-20000:], finished_at=_now()))
+            s.commit()
 
     def get(self, sub_id: int) -> SubmissionRow | None:
         """One submission, or None."""

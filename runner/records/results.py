@@ -9,6 +9,8 @@ Verdict = Literal["passed", "failed", "error", "timeout", "memory", "crashed", "
 
 
 class TestResult(BaseModel):
+    """One test's verdict, message and points."""
+
     __test__ = False  # not a pytest test class
     name: str
     status: Verdict
@@ -19,6 +21,8 @@ class TestResult(BaseModel):
 
 
 class Result(BaseModel):
+    """A graded submission: the score and every test's result."""
+
     problem: str
     submission_id: int | None = None
     score: float
@@ -31,6 +35,7 @@ class Result(BaseModel):
 
     @property
     def counts(self) -> dict[str, int]:
+        """How many tests ended with each verdict."""
         out: dict[str, int] = {}
         for t in self.tests:
             out[t.status] = out.get(t.status, 0) + 1

@@ -96,7 +96,8 @@ class SandboxClient:
             if not self.ready.get("ready"):
                 raise SolverCrashed("the sandboxed process did not start")
             self._send(self.load_request, [])
-            reply, _ = self._receive(time.monotonic() + self.time_s + 30, during="importing the submission")
+            reply, _ = self._receive(time.monotonic() + self.time_s + 30, during="importing the submission",
+                                     limit_s=self.time_s + 30)
         except SolverFailure as exc:
             self.load_failure = exc if isinstance(exc, SolverTimeout) else SubmissionInvalid(
                 f"the submission could not be loaded: {exc.message}", exc.detail)
@@ -114,7 +115,8 @@ class SandboxClient:
         if self.proc is None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            if self.proc.returncode is None:  # once reaped, its pid may belong to someone else
+                os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass  # already gone with its whole group
         except PermissionError as exc:
@@ -149,7 +151,7 @@ class SandboxClient:
     def wait_ready(self, deadline: float) -> None:
         """Wait for the sandboxed process's start-up message (kept for ensure_loaded)."""
         if self.proc is not None and self.ready is None:
-            self.ready, _ = self._receive(deadline, during="starting")
+            self.ready, _ = self._receive(deadline, during="starting", limit_s=self.STARTUP_S)
 
     # ------------------------------------------------------------ calls
     def call(self, target: Any, method: str | None, args: tuple, kwargs: dict) -> Any:
@@ -234,7 +236,7 @@ class SandboxClient:
         else:
             threading.Thread(target=write, daemon=True).start()
 
-    def _receive(self, deadline: float, during: str) -> tuple[dict, list[bytes]]:
+    def _receive(self, deadline: float, during: str, limit_s: float | None = None) -> tuple[dict, list[bytes]]:
         fd = self.proc.stdout.fileno()
         while True:
             try:
@@ -247,33 +249,35 @@ class SandboxClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
-                raise SolverTimeout(f"no answer within {self.time_s:g} s during {during}")
+                raise SolverTimeout(f"no answer within {limit_s or self.time_s:g} s during {during}")
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
                 continue
             chunk = os.read(fd, 1 << 20)
             if not chunk:
-                raise self._death(during)
+                raise self._death(during, deadline, limit_s or self.time_s)
             try:
                 self.reader.feed(chunk)
             except wire.WireError as exc:
                 self.kill()
                 raise SolverCrashed(f"the sandboxed process sent a malformed reply ({exc})") from None
 
-    def _death(self, during: str) -> SolverFailure:
-        log.info("sandboxed process %d ended during %s", self.proc.pid, during)
+    def _death(self, during: str, deadline: float, limit_s: float) -> SolverFailure:
+        # Its output closed: wait for the exit status, but never past the call's deadline (a
+        # process may close the pipe and live on).
+        log.info("sandboxed process %d closed its output during %s", self.proc.pid, during)
         try:
-            rc = self.proc.wait(timeout=10)
+            rc = self.proc.wait(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
         except subprocess.TimeoutExpired:
             self.kill()
-            rc = self.proc.returncode
-        sig = -rc if rc is not None and rc < 0 else (rc - 128 if rc is not None and rc > 128 else None)
+            return SolverTimeout(f"no answer within {limit_s:g} s during {during} (the process closed its output)")
+        sig = exit_signal(rc)
         if sig == signal.SIGXCPU:
             return SolverTimeout(f"CPU time limit ({self.spec.limits['cpu_s']:g} s) exceeded during {during}")
         if sig == signal.SIGKILL:
             return SolverMemory(f"the sandboxed process was killed (out of memory?) during {during}")
         if sig is not None:
-            return SolverCrashed(f"the sandboxed process died of signal {signal.Signals(sig).name} during {during}")
+            return SolverCrashed(f"the sandboxed process died of signal {signal_name(sig)} during {during}")
         return SolverCrashed(f"the sandboxed process exited with status {rc} during {during}")
 
     def output_tail(self) -> str:
@@ -281,3 +285,23 @@ class SandboxClient:
         return b"".join(self.output)[-self.OUTPUT_TAIL:].decode("utf-8", "replace")
 
 
+
+
+def exit_signal(rc: int | None) -> int | None:
+    """The signal that ended a process: a negative status, or 128 + signal as bwrap and `docker run`
+    report it (an exit status above 128 that is no signal number is an ordinary exit)."""
+    if rc is None:
+        return None
+    if rc < 0:
+        return -rc
+    if 128 < rc <= 128 + signal.SIGRTMAX:
+        return rc - 128
+    return None
+
+
+def signal_name(sig: int) -> str:
+    """SIGSEGV for 11; a plain number for signals without a name."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"number {sig}"

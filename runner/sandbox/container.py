@@ -136,6 +136,7 @@ class DockerBackend:
         self._checked = False
 
     def client(self):
+        """A docker SDK client of a reachable engine, or SandboxUnavailable saying how to get one."""
         try:
             import docker
         except ImportError:
@@ -152,6 +153,7 @@ class DockerBackend:
         return client
 
     def check(self) -> None:
+        """Raise SandboxUnavailable unless the docker CLI, the engine and the image are there (checked once)."""
         if self._checked:
             return
         if not shutil.which("docker"):
@@ -175,11 +177,13 @@ class DockerBackend:
         self._checked = True
 
     def spec(self, spec: LaunchSpec) -> dict:
+        """The container specification for one sandboxed process, under a fresh name."""
         import uuid
 
         return container_spec(spec, self.image, f"grader-worker-{uuid.uuid4().hex[:16]}")
 
     def command(self, spec: LaunchSpec) -> list[str]:
+        """The `docker run` command line that starts the sandboxed process."""
         self.check()
         return docker_run_args(self.spec(spec), shutil.which("docker") or "docker")
 

@@ -24,7 +24,7 @@ class InProcessSubmission(SubmissionProxy):
         self._generators: dict[int, Any] = {}
         self._handle_specs = {k: v for k, v in (handles or {}).items() if not k.startswith("_")}
         self._handles: dict[str, Any] = {}
-        from runner.problems.catalogue import import_file
+        from runner.modules import import_file
 
         from .child import check_signature
 

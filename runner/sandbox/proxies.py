@@ -42,7 +42,8 @@ class RemoteObject:
         self._client, self._ref, self._type, self._generation = client, ref, type_name, generation
 
     def _invoke(self, method: str, args: tuple, kwargs: dict) -> Any:
-        if self._generation != self._client.generation:
+        proc = self._client.proc
+        if self._generation != self._client.generation or proc is None or proc.poll() is not None:
             raise self._client.report(SolverCrashed(
                 "this object was lost when the sandboxed process restarted after an earlier failure"))
         return self._client.call({"ref": self._ref}, method, args, kwargs)
@@ -67,11 +68,13 @@ class SandboxedSubmission(SubmissionProxy):
         self._names = set(names)
 
     @property
-    def observer(self):  # noqa: D102 - the client reports, since calls of remote objects skip this proxy
+    def observer(self):
+        """The client's observer: it reports, since calls of remote objects skip this proxy."""
         return self._client.observer
 
     @observer.setter
     def observer(self, fn) -> None:
+        """Set the client's observer."""
         self._client.observer = fn
 
     def __getattr__(self, name: str):

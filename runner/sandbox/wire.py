@@ -68,6 +68,8 @@ class RemoteRef:
 
 
 class Unencodable(TypeError):
+    """A value that cannot cross the wire (the sandboxed side keeps it and sends a reference)."""
+
     pass
 
 
@@ -224,6 +226,7 @@ def _decode_tensor(node: dict, buffers: list[bytes]):
 # ---------------------------------------------------------------- framing
 
 def write_message(stream: BinaryIO, header: dict, buffers: list[bytes]) -> None:
+    """Write one frame (header and buffers) to a binary stream."""
     body = json.dumps(header, allow_nan=False).encode()
     parts = [MAGIC, struct.pack("<II", len(body), len(buffers)), body]
     for b in buffers:
@@ -234,6 +237,7 @@ def write_message(stream: BinaryIO, header: dict, buffers: list[bytes]) -> None:
 
 
 def pack_message(header: dict, buffers: list[bytes]) -> bytes:
+    """One frame as bytes."""
     import io
 
     out = io.BytesIO()
@@ -249,6 +253,7 @@ class FrameReader:
         self.max_total = max_total
 
     def feed(self, chunk: bytes) -> None:
+        """Add bytes read from the pipe; WireError as soon as they cannot be a frame."""
         self.buf += chunk
         if len(self.buf) > self.max_total + MAX_JSON:
             raise WireError("message too large")

@@ -33,6 +33,8 @@ PYGMENTS_STYLE = "default"  # its colours keep WCAG AA contrast on the light cod
 
 @dataclass
 class Rendered:
+    """HTML of a markdown text, and what could not be rendered."""
+
     html: str
     warnings: list[str] = field(default_factory=list)
 
@@ -67,6 +69,7 @@ def highlight_code(code: str, lang: str = "python") -> str:
 
 
 def pygments_css() -> str:
+    """The stylesheet of highlighted code."""
     return HtmlFormatter(style=PYGMENTS_STYLE).get_style_defs(".highlight")
 
 

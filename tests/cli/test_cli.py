@@ -2,7 +2,7 @@
 import json
 import os
 
-from tests.support.helpers import ROOT, grader_cli
+from tests.support.helpers import ROOT, grader_cli, write
 
 
 def test_list_json_has_the_catalogue_fields(catalogue):
@@ -108,3 +108,14 @@ def test_bench_prints_each_mode_next_to_its_in_process_run():
     for label in ("in-process (no sandbox)", "sandbox, cold start", "warm pool", "fresh process, sandbox"):
         assert label in out.stdout
     assert all("1.00x (+0.000 s)" in rows[i] for i in (0, 3)), "in-process rows are their own baseline"
+
+
+def test_verbose_shows_the_grading_log(tmp_path):
+    bad = write(tmp_path / "bad.py", "def forward_process(:\n")
+    env = {"GRADER_DATA_DIR": str(tmp_path / "data")}
+    quiet = grader_cli("submit", "413", str(bad), env=env)
+    loud = grader_cli("-vv", "submit", "413", str(bad), env=env)
+    assert quiet.returncode == loud.returncode == 0
+    assert "runner.grading.pipeline" not in quiet.stderr
+    assert "runner.grading.pipeline" in loud.stderr and "413-forward-process" in loud.stderr
+    assert "runner.records.gradebook" in loud.stderr  # -vv: the details too

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runner.problems.catalogue import import_file
+from runner.modules import import_file
 import torch.nn.functional as F
 
 SOLUTION = Path(__file__).resolve().parents[2] / "solutions" / "413-forward-process" / "solution.py"

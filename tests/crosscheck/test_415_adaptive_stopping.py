@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runner.problems.catalogue import import_file
+from runner.modules import import_file
 
 generation = pytest.importorskip("transformers.models.diffusion_gemma.generation_diffusion_gemma")
 HF = generation.StableAndConfidentStoppingCriteria

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runner.problems.catalogue import import_file
+from runner.modules import import_file
 
 pytest.importorskip("transformers")
 from transformers.models.diffusion_gemma.generation_diffusion_gemma import (  # noqa: E402

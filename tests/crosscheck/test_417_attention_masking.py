@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runner.problems.catalogue import import_file
+from runner.modules import import_file
 
 modeling = pytest.importorskip("transformers.models.diffusion_gemma.modeling_diffusion_gemma")
 from transformers import DiffusionGemmaConfig, DynamicCache  # noqa: E402

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runner.problems.catalogue import import_file
+from runner.modules import import_file
 from runner.handles.diffusiongemma import bundled_checkpoint, copy_example, count_example, left_pad, load_model
 
 SOLUTION = Path(__file__).resolve().parents[2] / "solutions" / "418-full-inference" / "solution.py"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runner.problems.catalogue import import_file
+from runner.modules import import_file
 from runner.problems.catalogue import Catalogue
 from runner.handles.diffusiongemma import (BUNDLED_NAME, CANVAS_LENGTH, EOS, PAD, bundled_checkpoint, copy_example, count_example,
                           left_pad, load_model)

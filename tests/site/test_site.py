@@ -21,7 +21,9 @@ from tests.support.helpers import ROOT, write
 from runner.problems.catalogue import Catalogue
 from runner.records.gradebook import Gradebook
 from runner.problems.schema import ProblemFormatError
-from runner.site.build import SITE_DIR, SiteError, build_site, find_leaks, serve_in_thread
+from runner.site.build import SITE_DIR, SiteError, build_site
+from runner.site.leaks import find_leaks
+from runner.site.serve import serve_in_thread
 from runner.site.markdown import render_markdown, split_list_items
 from runner.authoring.scaffold import scaffold_problem
 
