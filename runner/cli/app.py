@@ -26,10 +26,13 @@ def verbosity(verbose: int = typer.Option(0, "--verbose", "-v", count=True,
     """Graded exercises for ML papers: list, read, solve, test and submit problems."""
     from rich.logging import RichHandler
 
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(console=err, show_path=False)], force=True)
-    logging.getLogger("runner").setLevel(level)
+    # Only the platform's own loggers: the libraries' (Celery's worker banner and "ready") stay theirs.
+    handler = RichHandler(console=err, show_path=False)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s", datefmt="[%X]"))
+    logger = logging.getLogger("runner")
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
 
 
 def catalogue() -> Catalogue:

@@ -79,7 +79,7 @@ class SandboxClient:
             while chunk := stream.read(4096):
                 self.output.append(chunk)
         except (OSError, ValueError):
-            pass
+            pass  # the pipe was closed under us when the process was killed: nothing more to keep
 
     def ensure_loaded(self) -> None:
         """Start the process if it is not running and import the submission in it; a load failure
