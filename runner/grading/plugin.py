@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.grading.clock import RUN_MARGIN_S, RunBudget, TrustedClock
 from runner.grading.submission import read_submission
 from runner.grading.verdicts import OBSERVED
 from runner.handles import handles_for
@@ -61,6 +62,8 @@ class GraderFixtures:
         contexts = [p for p in config.pluginmanager.get_plugins() if isinstance(p, GradingContext)]
         self.pool = contexts[0].pool if contexts else None
         self.problem_dir = Catalogue().get(config.getoption("problem")) if config.getoption("problem") else None
+        self.clock = TrustedClock(observer=lambda failure: self._observed.append(failure))
+        self.run_budget: RunBudget | None = None
 
     def pytest_sessionstart(self, session):
         """Start the sandboxed process before collection so its start-up overlaps ours."""
@@ -69,8 +72,20 @@ class GraderFixtures:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item):
-        """From now on, failures the submission reports belong to this test."""
+        """From now on, failures the submission reports belong to this test; past the run's
+        budget, the test is charged `timeout` without running."""
         self._observed = item.stash.setdefault(OBSERVED, [])
+        if self.run_budget is not None:
+            self.run_budget.check()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        """The test's own code runs under the trusted clock (sandboxed grading only)."""
+        if self.run_budget is None:
+            yield
+            return
+        with self.clock.running(self.test_limit_s):
+            yield
 
     def pytest_collection_modifyitems(self, session, config, items):
         """Without --problem, the problem is the one the first test file belongs to."""
@@ -120,6 +135,10 @@ class GraderFixtures:
         limits = meta.limits.model_dump() | {"preload": [meta.framework]} | self.limit_overrides()
         spec = LaunchSpec(Path(), limits, assets=assets, protected=protected_paths(pdir), cuda=cuda)
         client = checkout(self.pool, get_backend(backend), spec, functions, handles, source.code)
+        client.pause_clock = self.clock.paused
+        # The trusted side's wall clock: each test's own code, and the whole run.
+        self.test_limit_s = float(limits["time_s"]) + float(limits["check_s"])
+        self.run_budget = RunBudget(float(limits["total_s"]) + float(limits["check_s"]) + RUN_MARGIN_S)
         return SandboxedSubmission(client, [f.name for f in meta.functions])
 
     def limit_overrides(self) -> dict:

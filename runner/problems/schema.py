@@ -68,6 +68,9 @@ class Limits(_Strict):
     memory_mb: int = Field(4096, ge=256, le=262144)
     processes: int = Field(64, ge=1, le=4096)
     file_size_mb: int = Field(16, ge=1, le=4096)
+    tmp_mb: int = Field(64, ge=1, le=4096)  # the private /tmp (a tmpfs; its pages count as memory too)
+    open_files: int = Field(256, ge=16, le=65536)
+    check_s: float = Field(30, gt=0, le=3600)  # wall clock of a test's own checks, beyond time_s
 
 
 def parse_limit_overrides(items, where: str) -> dict[str, float]:

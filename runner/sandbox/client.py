@@ -8,6 +8,7 @@ dead process are gone, which `generation` lets proxies detect.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import select
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from . import wire
 from .backends import SANDBOX_SUBMISSION, LaunchSpec
@@ -52,6 +53,8 @@ class SandboxClient:
         # Told of every failure but the solver's own exception, as it leaves a call: a test that
         # catches exceptions (to check that bad input raises) cannot hide a timeout or crash.
         self.observer: Callable[[SolverFailure], None] | None = None
+        # Entered around every call: the grader's own clock stops while the solver's code runs.
+        self.pause_clock: Callable[[], ContextManager] = contextlib.nullcontext
 
     def set_submission(self, code: str) -> None:
         """Put the module to grade where the sandboxed process imports it (its folder is mounted read-only)."""
@@ -65,6 +68,7 @@ class SandboxClient:
         cmd = self.backend.command(self.spec)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True, bufsize=0)
+        os.set_blocking(self.proc.stdin.fileno(), False)
         self.generation += 1
         log.debug("started sandboxed process %d (generation %d, %s backend)", self.proc.pid, self.generation,
                   self.backend.name)
@@ -92,23 +96,40 @@ class SandboxClient:
         if self.loaded:
             return
         try:
-            self.wait_ready(time.monotonic() + self.STARTUP_S)
+            self.wait_ready(time.monotonic() + self.STARTUP_S)  # the grader's time: not charged
             if not self.ready.get("ready"):
                 raise SolverCrashed("the sandboxed process did not start")
-            self._send(self.load_request, [])
-            reply, _ = self._receive(time.monotonic() + self.time_s + 30, during="importing the submission",
-                                     limit_s=self.time_s + 30)
+            reply = self._load()
         except SolverFailure as exc:
             self.load_failure = exc if isinstance(exc, SolverTimeout) else SubmissionInvalid(
-                f"the submission could not be loaded: {exc.message}", exc.detail)
+                f"the submission could not be loaded: {exc.message}", exc.detail, exc.lines)
+            self.load_failure.at_load = True
             raise self.load_failure from None
         if not reply.get("ok"):
             self.load_failure = failure_from_reply(reply)
             if not isinstance(self.load_failure, (SolverMemory, SolverTimeout)):
-                self.load_failure = SubmissionInvalid(self.load_failure.message, self.load_failure.detail)
+                self.load_failure = SubmissionInvalid(self.load_failure.message, self.load_failure.detail,
+                                                      self.load_failure.lines)
+            self.load_failure.at_load = True
             self.kill()
             raise self.load_failure
         self.loaded = True
+
+    def _load(self) -> dict:
+        # Importing the submission is the solver's time: it is charged to the total budget, and
+        # bounded by what is left of it, so a module that sleeps at import cannot buy time by
+        # crashing every call and being imported again.
+        left = self.spent_limit() - self.spent_s
+        if left <= 0:
+            raise SolverTimeout(f"the submission used up its total time budget ({self.spent_limit():g} s)")
+        limit_s = min(self.time_s + 30, left)
+        t0 = time.monotonic()
+        try:
+            self._send(self.load_request, [], t0 + limit_s, "importing the submission")
+            reply, _ = self._receive(t0 + limit_s, during="importing the submission", limit_s=limit_s)
+        finally:
+            self.spent_s += time.monotonic() - t0
+        return reply
 
     def kill(self) -> None:
         """Kill the process with its whole session (what it forked dies too)."""
@@ -158,7 +179,8 @@ class SandboxClient:
         """Run `target` (a function name, {"ref": n} or {"handle": name}), or its `method`, in the
         sandbox and return the decoded result; a verdict exception when it does not return."""
         try:
-            return self._budgeted_call(target, method, args, kwargs)
+            with self.pause_clock():
+                return self._budgeted_call(target, method, args, kwargs)
         except SolverFailure as exc:
             if exc.verdict != "error" and self.observer is not None:
                 self.observer(exc)
@@ -194,8 +216,9 @@ class SandboxClient:
         except wire.Unencodable as exc:
             raise TypeError(f"test passed an argument that cannot cross the sandbox: {exc}") from None
         self.calls += 1
-        self._send(header, buffers)
-        reply, out = self._receive(time.monotonic() + self.time_s, during="the call")
+        deadline = time.monotonic() + self.time_s  # writing the request counts, too
+        self._send(header, buffers, deadline, "the call")
+        reply, out = self._receive(deadline, during="the call")
         if not reply.get("ok"):
             raise failure_from_reply(reply)
         try:
@@ -207,9 +230,10 @@ class SandboxClient:
     def release(self, ref: int, generation: int) -> None:
         """Let the process forget an object the grader no longer holds."""
         if generation == self.generation and self.proc is not None and self.proc.poll() is None:
-            self._send({"op": "release", "ref": ref}, [])
+            deadline = time.monotonic() + self.time_s
             try:
-                self._receive(time.monotonic() + self.time_s, during="releasing an object")
+                self._send({"op": "release", "ref": ref}, [], deadline, "releasing an object")
+                self._receive(deadline, during="releasing an object")
             except SolverFailure as exc:
                 log.debug("releasing object %d failed: %s", ref, exc.message)
 
@@ -220,21 +244,25 @@ class SandboxClient:
             return RemoteObject(self, int(node["__remote__"]), str(node.get("type", "object")), self.generation)
         raise wire.WireError(f"{tag} is not accepted from the sandboxed process")
 
-    def _send(self, header: dict, buffers: list[bytes]) -> None:
-        data = wire.pack_message(header, buffers)
-        proc = self.proc
-
-        def write():
+    def _send(self, header: dict, buffers: list[bytes], deadline: float, during: str) -> None:
+        # The pipe is non-blocking: a process that stops reading its input cannot hold the grader
+        # past the deadline (a blocking write into a full pipe would wait forever).
+        data = memoryview(wire.pack_message(header, buffers))
+        fd = self.proc.stdin.fileno()
+        while data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                raise SolverTimeout(f"the sandboxed process stopped reading its input during {during}")
+            _, writable, _ = select.select([], [fd], [], remaining)
+            if not writable:
+                continue
             try:
-                proc.stdin.write(data)
-                proc.stdin.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                pass  # the process died; _receive reports how
-
-        if len(data) < 32768:
-            write()
-        else:
-            threading.Thread(target=write, daemon=True).start()
+                data = data[os.write(fd, data[:1 << 20]):]
+            except BlockingIOError:
+                continue
+            except OSError:
+                return  # the process died; _receive reports how
 
     def _receive(self, deadline: float, during: str, limit_s: float | None = None) -> tuple[dict, list[bytes]]:
         fd = self.proc.stdout.fileno()

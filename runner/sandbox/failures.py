@@ -18,14 +18,18 @@ class SolverFailure(Exception):
 
     verdict = "error"
 
-    def __init__(self, message: str, detail: str = ""):
+    def __init__(self, message: str, detail: str = "", lines: tuple[int, ...] = (), *, at_load: bool = False):
         super().__init__(message)
         self.message = message
         self.detail = detail  # traceback lines in the solver's own file
+        self.lines = lines  # their line numbers: all a hidden test's verdict may show
+        # Loading (static checks, import) happens before any test input reaches the solver's code,
+        # so its message cannot carry hidden inputs and is shown in full everywhere.
+        self.at_load = at_load
 
     def again(self) -> "SolverFailure":
         """The same failure raised anew (a remembered one is met again by a later test)."""
-        return type(self)(self.message, self.detail)
+        return type(self)(self.message, self.detail, self.lines, at_load=self.at_load)
 
 
 class SolverError(SolverFailure):
@@ -73,4 +77,6 @@ def failure_from_reply(reply: dict) -> SolverFailure:
         return SolverCrashed(f"the sandboxed process broke the protocol: {str(reply.get('message'))[:200]}")
     cls = FAILURES.get(kind, SolverError)
     head = f"{reply.get('type', 'Error')}: {reply.get('message', '')}".strip()
-    return cls(head, format_frames(reply.get("frames") or []))
+    frames = [f for f in reply.get("frames") or [] if isinstance(f, dict)]
+    lines = tuple(f["line"] for f in frames if isinstance(f.get("line"), int))
+    return cls(head, format_frames(frames), lines)

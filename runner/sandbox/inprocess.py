@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import wire
-from .failures import SolverError, SolverMemory, SubmissionInvalid
+from .failures import SolverError, SolverMemory, SubmissionInvalid, format_frames
 from .proxies import SubmissionProxy
 
 
@@ -31,10 +31,11 @@ class InProcessSubmission(SubmissionProxy):
         try:
             module = import_file(path, name)
         except Exception as exc:  # noqa: BLE001
-            self._invalid = SubmissionInvalid(f"importing the submission raised {type(exc).__name__}: {exc}")
+            self._invalid = SubmissionInvalid(f"importing the submission raised {type(exc).__name__}: {exc}",
+                                              at_load=True)
             return
         problems = [p for f in functions if (p := check_signature(module, f))]
-        self._invalid = SubmissionInvalid("; ".join(problems)) if problems else None
+        self._invalid = SubmissionInvalid("; ".join(problems), at_load=True) if problems else None
         self._module = module
 
     def _handle(self, name: str):
@@ -72,9 +73,10 @@ class InProcessSubmission(SubmissionProxy):
             except MemoryError as exc:
                 raise self._report(SolverMemory(f"MemoryError: {exc}")) from exc
             except Exception as exc:  # noqa: BLE001
-                frames = [f"  line {f.lineno}, in {f.name}\n    {(f.line or '').strip()}"
+                frames = [{"line": f.lineno, "function": f.name, "code": (f.line or "").strip()}
                           for f in traceback.extract_tb(exc.__traceback__) if f.filename == self._path]
-                raise SolverError(f"{type(exc).__name__}: {exc}", "\n".join(frames)) from exc
+                raise SolverError(f"{type(exc).__name__}: {exc}", format_frames(frames),
+                                  tuple(f["line"] for f in frames)) from exc
             if type(result).__module__ == self._module.__name__:
                 return _InProcessObject(self, result)  # an instance of the solver's class
             return result

@@ -101,8 +101,8 @@ class InvalidSubmissionProxy(SubmissionProxy):
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        raise self._report(SubmissionInvalid(self.message))
+        raise self._report(SubmissionInvalid(self.message, at_load=True))
 
     def handle_method(self, handle: str, method: str, *args, **kwargs):
         """Every use of an invalid submission is `invalid`."""
-        raise self._report(SubmissionInvalid(self.message))
+        raise self._report(SubmissionInvalid(self.message, at_load=True))
