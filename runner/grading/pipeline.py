@@ -41,7 +41,7 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
             get_backend(backend).check()
         except SandboxUnavailable as exc:
             raise GradingError(str(exc)) from None
-    code = pytest.main(args, plugins=[collector, GradingContext(pool)])
+    code = pytest.main(args, plugins=[collector, GradingContext(pdir, pool)])
     if collector.problems:
         raise GradingError("the tests could not run:\n" + "\n".join(collector.problems))
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.tests:

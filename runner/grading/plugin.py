@@ -28,9 +28,11 @@ from runner.sandbox.proxies import InvalidSubmissionProxy, SandboxedSubmission, 
 
 
 class GradingContext:
-    """What the caller of pytest.main hands to the fixtures besides options: the sandbox pool."""
+    """What the caller of pytest.main hands to the fixtures besides options: the problem (from
+    any root) and the sandbox pool."""
 
-    def __init__(self, pool: SandboxPool | None = None):
+    def __init__(self, problem: ProblemDir | None = None, pool: SandboxPool | None = None):
+        self.problem = problem
         self.pool = pool
 
 
@@ -59,9 +61,11 @@ class GraderFixtures:
         self._submission: SubmissionProxy | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._observed: list[SolverFailure] = []  # the current test's (its stash holds the same list)
-        contexts = [p for p in config.pluginmanager.get_plugins() if isinstance(p, GradingContext)]
-        self.pool = contexts[0].pool if contexts else None
-        self.problem_dir = Catalogue().get(config.getoption("problem")) if config.getoption("problem") else None
+        context = next((p for p in config.pluginmanager.get_plugins() if isinstance(p, GradingContext)),
+                       GradingContext())
+        self.pool = context.pool
+        self.problem_dir = context.problem or (
+            Catalogue().get(config.getoption("problem")) if config.getoption("problem") else None)
         self.clock = TrustedClock(observer=lambda failure: self._observed.append(failure))
         self.run_budget: RunBudget | None = None
 

@@ -6,6 +6,7 @@ cannot turn a timeout, crash or invalid submission into a pass.
 """
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,9 @@ from runner.sandbox.failures import SolverFailure
 OBSERVED = pytest.StashKey[list]()
 
 # What a hidden test may say of a failure: a fixed text per verdict. Anything the solver's code
-# can shape (exception messages and class names, function names, exit statuses, import names)
-# could carry the hidden inputs out, so only the line numbers of its own file are added.
+# can shape (exception messages and class names, function names, exit statuses, import names,
+# anything in a reply) could carry the hidden inputs out, so only the line numbers of its own
+# file are added. Timeouts are the exception: their texts are the grader's own.
 HIDDEN_TEXT = {
     "error": "your code raised an exception",
     "timeout": "your code ran past its time limit (the per-call limit, or the submission's total budget)",
@@ -28,8 +30,19 @@ HIDDEN_TEXT = {
 }
 
 
+def author_message(exc: AssertionError) -> str:
+    """The test author's own message, without pytest's explanation of the assertion (which shows
+    the values compared, and so the solver's)."""
+    text = str(exc)
+    cut = text.find("\nassert ")
+    return text[:cut] if cut >= 0 else ("" if text.startswith("assert ") else text)
+
+
 def hidden_failure_text(exc: SolverFailure) -> str:
-    """The verdict message of a hidden test: the verdict's fixed text and the solver's line numbers."""
+    """The verdict message of a hidden test: the verdict's fixed text and the solver's line numbers.
+    A timeout keeps its message: only the grader raises one, naming which of its limits ran out."""
+    if exc.verdict == "timeout":
+        return exc.message
     text = HIDDEN_TEXT.get(exc.verdict, HIDDEN_TEXT["error"])
     if exc.lines:
         text += f" (at line {', '.join(str(n) for n in dict.fromkeys(exc.lines))} of your file)"
@@ -59,6 +72,10 @@ class VerdictCollector:
         """Record the verdict of the setup and call phases."""
         outcome = yield
         report = outcome.get_result()
+        if call.excinfo is not None:
+            # The failed test's frames hold what the solver returned; the report keeps text only,
+            # so let those values go now rather than pile up over the tests.
+            traceback.clear_frames(call.excinfo.tb)
         observed = item.stash.get(OBSERVED, [])
         if call.when == "call" and observed and not isinstance(
                 call.excinfo.value if call.excinfo else None, SolverFailure):
@@ -92,8 +109,8 @@ class VerdictCollector:
             self.add(item, exc.verdict, hidden_failure_text(exc) if hidden and not exc.at_load else full)
         elif isinstance(exc, AssertionError):
             # runner.testing's checks carry a second text without the solver's values for hidden tests
-            text = getattr(exc, "hidden_message", None) if hidden else None
-            self.add(item, "failed", (text or str(exc)).strip() or "the result is wrong")
+            text = (getattr(exc, "hidden_message", None) or author_message(exc)) if hidden else str(exc)
+            self.add(item, "failed", text.strip() or "the result is wrong")
         else:
             # The test raised while checking the result: the result had an unexpected form.
             text = f"{type(exc).__name__}" if hidden else f"{type(exc).__name__}: {exc}"

@@ -75,7 +75,11 @@ def failure_from_reply(reply: dict) -> SolverFailure:
     kind = reply.get("kind")
     if kind == "protocol":
         return SolverCrashed(f"the sandboxed process broke the protocol: {str(reply.get('message'))[:200]}")
-    cls = FAILURES.get(kind, SolverError)
+    # The reply is the sandbox's word: it may say the solver's code raised, ran out of memory or
+    # could not be used, never that a limit of the grader's ran out (only the grader says that).
+    cls = {"error": SolverError, "memory": SolverMemory, "invalid": SubmissionInvalid}.get(kind)
+    if cls is None:
+        return SolverCrashed("the sandboxed process sent a reply of an unknown kind")
     head = f"{reply.get('type', 'Error')}: {reply.get('message', '')}".strip()
     frames = [f for f in reply.get("frames") or [] if isinstance(f, dict)]
     lines = tuple(f["line"] for f in frames if isinstance(f.get("line"), int))

@@ -23,6 +23,7 @@ from runner.sandbox.pool import SandboxPool
 from runner.settings import current as current_settings
 
 log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 3  # grading attempts of one submission before it is marked failed
 
 
 def make_celery() -> Celery:
@@ -83,6 +84,10 @@ def grade_submission(sub_id: int) -> str:
         return "missing"
     if row.status in ("graded", "failed"):
         return "already done"  # a redelivered job whose result was stored
+    if row.attempts >= MAX_ATTEMPTS:
+        # Redelivered again and again (its workers died mid-grade): it must end some time.
+        book.mark_failed(sub_id, f"grading did not finish in {MAX_ATTEMPTS} attempts")
+        return "failed"
     with tempfile.TemporaryDirectory(prefix="grader-job-") as tmp:
         path = Path(tmp) / (Path(row.filename).name or "submission.py")
         path.write_bytes(row.content)

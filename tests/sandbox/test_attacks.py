@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from runner.grading.verdicts import HIDDEN_TEXT
 from tests.support.helpers import write
 
 FUNCTIONS = ["sample_noise_level", "corrupt_canvas", "loss_weight", "diffusion_loss"]
@@ -54,7 +55,9 @@ def test_reference_full_marks_and_starter_zero(catalogue):
     assert statuses(starter) <= {"error", "failed"}
     errors = [t for t in starter.tests if t.status == "error"]
     assert len(errors) > len(starter.tests) // 2
-    assert all("NotImplementedError" in t.message for t in errors)
+    # the exception is named where the inputs are public; a hidden test shows a fixed text
+    assert all("NotImplementedError" in t.message for t in errors if t.visibility == "visible")
+    assert all(t.message.startswith(HIDDEN_TEXT["error"]) for t in errors if t.visibility == "hidden")
 
 
 def test_network_is_unreachable(catalogue, tmp_path):
@@ -90,7 +93,8 @@ return 1.0
         server.close()
     assert connections == [], "the sandbox reached a server on the host's loopback"
     hits = charged(result, "error")
-    assert all(t.message.startswith(("ConnectionRefusedError", "OSError")) for t in hits), {t.message for t in hits}
+    shown = [t.message for t in hits if t.visibility == "visible"]
+    assert shown and all(m.startswith(("ConnectionRefusedError", "OSError")) for m in shown), shown
 
 
 @pytest.mark.parametrize("folder", ["solutions", "graders"])
@@ -190,7 +194,9 @@ while True:
 
 def test_exit_during_call(catalogue, tmp_path):
     result, elapsed = grade_attack(catalogue, tmp_path, submission_with("os._exit(0)"))
-    assert all("exited with status 0" in t.message for t in charged(result, "crashed"))
+    crashed = charged(result, "crashed")
+    assert all("exited with status 0" in t.message for t in crashed if t.visibility == "visible")
+    assert all(t.message == HIDDEN_TEXT["crashed"] for t in crashed if t.visibility == "hidden")
     assert elapsed < 90
 
 

@@ -1,0 +1,110 @@
+"""The trusted side holds against submissions that aim at it: import time is charged, hidden
+messages carry nothing the solver's code can shape, and the tests' own code runs under a clock.
+All through the real sandbox."""
+import re
+import time
+
+from runner.authoring.scaffold import scaffold_problem
+from runner.grading.pipeline import grade
+from runner.grading.verdicts import HIDDEN_TEXT
+from runner.problems.catalogue import Catalogue
+from tests.support.helpers import write
+
+FUNCTIONS = ["sample_noise_level", "corrupt_canvas", "loss_weight", "diffusion_loss"]
+
+
+def module(body: str, prelude: str = "") -> str:
+    """A submission of 413 whose every function runs `body` (with `args` bound)."""
+    funcs = "\n".join(f"def {name}(*args, **kwargs):\n    return _attack(args)\n" for name in FUNCTIONS)
+    indented = "\n".join("    " + line for line in body.strip().splitlines())
+    return f"import os, sys, time, torch\n{prelude}\n\ndef _attack(args):\n{indented}\n\n{funcs}"
+
+
+def grade_413(catalogue, tmp_path, code: str, **limits):
+    path = write(tmp_path / "attack.py", code)
+    t0 = time.monotonic()
+    result = grade(catalogue.get("413"), path, "local", limits={"time_s": 3, "total_s": 40, **limits})
+    return result, time.monotonic() - t0
+
+
+def test_import_time_counts_against_the_budget(catalogue, tmp_path):
+    # Sleeps at import, dies in every call: each test would import it again, for free.
+    result, elapsed = grade_413(catalogue, tmp_path, module("os._exit(3)", prelude="time.sleep(2)"), total_s=6)
+    assert result.score == 0
+    budget = [t for t in result.tests if t.status == "timeout"]
+    assert len(budget) >= len(result.tests) // 2, [t.status for t in result.tests]
+    # 6 s of budget, and at most a few sandbox start-ups (not charged) before it runs out.
+    assert elapsed < 6 + 4 * 8, elapsed
+
+
+def hidden(result):
+    return [t for t in result.tests if t.visibility == "hidden"]
+
+
+def test_hidden_errors_show_a_fixed_text_and_line_numbers(catalogue, tmp_path):
+    leak = 'raise type("Leak" + str(abs(hash(repr(args))) % 10**9), (Exception,), {})(repr(args))'
+    result, _ = grade_413(catalogue, tmp_path, module(leak))
+    assert result.score == 0
+    for t in hidden(result):
+        assert t.status == "error"
+        assert re.fullmatch(re.escape(HIDDEN_TEXT["error"]) + r" \(at line [\d, ]+ of your file\)", t.message), t.message
+    assert any("Leak" in t.message for t in result.tests if t.visibility == "visible")
+
+
+def test_hidden_memory_and_exit_status_carry_nothing(catalogue, tmp_path):
+    result, _ = grade_413(catalogue, tmp_path, module("raise MemoryError(repr(args))"))
+    for t in hidden(result):
+        assert re.fullmatch(re.escape(HIDDEN_TEXT["memory"]) + r"( \(at line [\d, ]+ of your file\))?", t.message)
+    result, _ = grade_413(catalogue, tmp_path, module("os._exit(len(repr(args)) % 100 + 1)"))
+    assert {t.status for t in hidden(result)} == {"crashed"}
+    assert {t.message for t in hidden(result)} == {HIDDEN_TEXT["crashed"]}
+
+
+def test_hidden_checks_do_not_echo_returned_shapes(catalogue, tmp_path):
+    # A zero-element tensor whose shape spells the inputs' size costs nothing to return.
+    shape = "(0, 1000 + len(repr(args)) % 997)"
+    result, _ = grade_413(catalogue, tmp_path, module(f"return torch.zeros{shape}"))
+    assert result.score == 0
+    for t in hidden(result):
+        assert not re.search(r"\d{4}", t.message), t.message  # no solver-chosen numbers
+
+
+def scaffolded(tmp_path, hidden_test: str):
+    root = tmp_path / "root"
+    scaffold_problem(root, 901, "clock", "Clock")
+    write(root / "graders" / "901-clock" / "test_hidden.py", hidden_test)
+    return Catalogue(root).get("901")
+
+
+def test_the_tests_own_code_runs_under_a_clock(tmp_path):
+    pdir = scaffolded(tmp_path, '''
+import torch
+
+
+def test_loops_over_the_result(submission):
+    submission.solve(torch.ones(2))
+    while True:
+        pass
+
+
+def test_swallows_the_timeout_and_loops_again(submission):
+    submission.solve(torch.ones(2))
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass
+    while True:
+        pass
+
+
+def test_fine(submission):
+    assert submission.solve(torch.ones(2)).tolist() == [2.0, 2.0]
+''')
+    t0 = time.monotonic()
+    result = grade(pdir, pdir.solution_file, "local", limits={"time_s": 2, "check_s": 1})
+    elapsed = time.monotonic() - t0
+    verdicts = {t.name: t.status for t in result.tests}
+    assert verdicts == {"test_example": "passed", "test_loops_over_the_result": "timeout",
+                        "test_swallows_the_timeout_and_loops_again": "timeout", "test_fine": "passed"}
+    assert elapsed < 60, elapsed
