@@ -118,3 +118,20 @@ def test_gpu_jobs_wait_for_a_gpu_worker(tmp_path):
         assert record["attempts"] == 1
     finally:
         c.close()
+
+
+def test_a_job_redone_too_often_is_marked_failed(cluster, tmp_path):
+    # Its workers kept dying mid-grade (here: the gradebook says three attempts were made already);
+    # the next delivery ends it instead of grading it once more.
+    from runner.records.gradebook import Gradebook
+    from runner.service.queue import MAX_ATTEMPTS
+
+    book = Gradebook(f"sqlite:///{Path(cluster.env['GRADER_DATA_DIR']) / 'gradebook.sqlite'}")
+    sub_id = book.add(PROBLEM, "solution.py", b"x = 1\n", "0" * 64, "queue", user="alice")
+    for _ in range(MAX_ATTEMPTS):
+        book.mark_grading(sub_id)
+    subprocess.run([sys.executable, "-c", f"from runner.service.queue import enqueue; enqueue({sub_id}, {PROBLEM!r})"],
+                   env=cluster.env, check=True, timeout=60)
+    cluster.worker("cpu", "w-attempts")
+    final = cluster.wait_graded(sub_id)
+    assert final["status"] == "failed" and "attempts" in final["error"] and final["attempts"] == MAX_ATTEMPTS
