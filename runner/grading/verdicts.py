@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner.records.results import TestResult
+from runner.sandbox.backends import SandboxUnavailable
 from runner.sandbox.failures import SolverFailure
 
 # Failures that crossed the submission proxy during one test, in the order they happened.
@@ -78,13 +79,13 @@ class VerdictCollector:
             traceback.clear_frames(call.excinfo.tb)
         observed = item.stash.get(OBSERVED, [])
         if call.when == "call" and observed and not isinstance(
-                call.excinfo.value if call.excinfo else None, SolverFailure):
+                call.excinfo.value if call.excinfo else None, (SolverFailure, SandboxUnavailable)):
             # The test swallowed a timeout, crash or invalid submission: that is the verdict.
             self.record(item, observed[0])
             return
         if call.when == "setup" and report.failed:
             exc = call.excinfo.value if call.excinfo else None
-            if isinstance(exc, SolverFailure):
+            if isinstance(exc, (SolverFailure, SandboxUnavailable)):
                 self.record(item, exc)
             else:
                 self.problems.append(f"setting up {item.nodeid}: {report.longreprtext[-1500:]}")
@@ -104,6 +105,8 @@ class VerdictCollector:
             self.add(item, "skipped", "", points=0)
         elif exc is None:
             self.add(item, "passed", "")
+        elif isinstance(exc, SandboxUnavailable):
+            self.problems.append(str(exc))  # the grader's failure: no verdict against the solver
         elif isinstance(exc, SolverFailure):
             full = "\n".join(p for p in (exc.message, exc.detail) if p)
             self.add(item, exc.verdict, hidden_failure_text(exc) if hidden and not exc.at_load else full)

@@ -107,12 +107,16 @@ class LocalBackend:
             if Path(path).exists():
                 args += ["--ro-bind", path, path]
                 mounted.append(Path(path))
+        # The private /tmp comes before the interpreter's folders, which may lie under /tmp (a
+        # virtual environment there): mounted later, they show through it.
+        tmp_bytes = int(spec.limits.get("tmp_mb", 64)) << 20
+        args += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
         made: set[Path] = set()
         for root in self.python_roots():
             if not any(root.is_relative_to(m) for m in mounted):
                 # folders bwrap creates on the way are private; the child runs as nobody
                 for parent in reversed(root.parents[:-1]):
-                    if parent not in made:
+                    if parent not in made and parent != Path("/tmp"):
                         args += ["--perms", "0755", "--dir", str(parent)]
                         made.add(parent)
                 args += ["--ro-bind", str(root), str(root)]
@@ -130,9 +134,7 @@ class LocalBackend:
         if spec.cuda:
             for dev in Path("/dev").glob("nvidia*"):
                 args += ["--dev-bind", str(dev), str(dev)]
-        tmp_bytes = int(spec.limits.get("tmp_mb", 64)) << 20
-        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
-                 "--chdir", "/tmp", "--clearenv", "--setenv", "PYTHONPATH", SANDBOX_LIB,
+        args += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv", "--setenv", "PYTHONPATH", SANDBOX_LIB,
                  "--setenv", "HOME", "/tmp", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
                  "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "HF_HUB_OFFLINE", "1",
                  "--setenv", "PATH", "/usr/bin:/bin"]

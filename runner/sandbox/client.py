@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable, ContextManager
 
 from . import wire
-from .backends import SANDBOX_SUBMISSION, LaunchSpec
+from .backends import SANDBOX_SUBMISSION, LaunchSpec, SandboxUnavailable
 from .failures import (SolverCrashed, SolverFailure, SolverMemory, SolverTimeout, SubmissionInvalid,
                        failure_from_reply)
 
@@ -49,6 +49,7 @@ class SandboxClient:
         self.calls = 0
         self.spent_s = 0.0  # wall clock used by calls, against limits.total_s
         self.ready: dict | None = None  # the start-up message, once received
+        self.broken: SandboxUnavailable | None = None  # the process could not start: grading cannot go on
         self.on_dispose: Callable[[], None] | None = None  # set by the pool that lent this client
         # Told of every failure but the solver's own exception, as it leaves a call: a test that
         # catches exceptions (to check that bad input raises) cannot hide a timeout or crash.
@@ -88,6 +89,8 @@ class SandboxClient:
     def ensure_loaded(self) -> None:
         """Start the process if it is not running and import the submission in it; a load failure
         is remembered and raised again for every later call."""
+        if self.broken is not None:
+            raise self.broken
         if self.load_failure is not None:
             raise self.load_failure.again()
         if self.proc is None or self.proc.poll() is not None:
@@ -95,10 +98,8 @@ class SandboxClient:
             self.start()
         if self.loaded:
             return
+        self._started()
         try:
-            self.wait_ready(time.monotonic() + self.STARTUP_S)  # the grader's time: not charged
-            if not self.ready.get("ready"):
-                raise SolverCrashed("the sandboxed process did not start")
             reply = self._load()
         except SolverFailure as exc:
             self.load_failure = exc if isinstance(exc, SolverTimeout) else SubmissionInvalid(
@@ -114,6 +115,22 @@ class SandboxClient:
             self.kill()
             raise self.load_failure
         self.loaded = True
+
+    def _started(self) -> None:
+        # Before the submission is imported nothing of the solver's has run: a process that does
+        # not start is the grader's installation failing, never the submission's fault.
+        try:
+            self.wait_ready(time.monotonic() + self.STARTUP_S)  # the grader's time: not charged
+            problem = None if self.ready.get("ready") else "it said it was not ready"
+        except SolverFailure as exc:
+            problem = exc.message
+        if problem is not None:
+            self.kill()
+            tail = self.output_tail().strip()[-1500:]
+            self.broken = SandboxUnavailable(
+                f"the sandboxed process did not start ({problem}); the grader's installation is at fault, "
+                f"not the submission" + (f". It printed:\n{tail}" if tail else ""))
+            raise self.broken
 
     def _load(self) -> dict:
         # Importing the submission is the solver's time: it is charged to the total budget, and
@@ -181,6 +198,10 @@ class SandboxClient:
         try:
             with self.pause_clock():
                 return self._budgeted_call(target, method, args, kwargs)
+        except SandboxUnavailable as exc:
+            if self.observer is not None:
+                self.observer(exc)  # the grader's failure: a test must not swallow it either
+            raise
         except SolverFailure as exc:
             if exc.verdict != "error" and self.observer is not None:
                 self.observer(exc)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from runner.sandbox.backends import LaunchSpec
+from runner.sandbox.backends import LaunchSpec, SandboxUnavailable
 from runner.sandbox.client import SandboxClient
 from runner.sandbox.failures import (SolverCrashed, SolverError, SolverFailure, SolverMemory, SolverTimeout,
                                      SubmissionInvalid)
@@ -256,24 +256,29 @@ def test_load_failure_is_invalid_and_remembered(make_client):
     assert client.generation == 1 and client.backend.commands == 1 and client.calls == 0
 
 
-def test_startup_silence_times_out_and_is_remembered(make_client):
-    """A process that never sends its start-up message is SolverTimeout at STARTUP_S, remembered for later calls."""
+def test_startup_silence_is_the_graders_failure_and_is_remembered(make_client):
+    """A process that never sends its start-up message is the grader's failure (SandboxUnavailable,
+    not a verdict) at STARTUP_S, remembered for later calls."""
     client = make_client("silent")
     client.STARTUP_S = 1.0
-    exc, elapsed = timed_failure(client, "echo", 1)
-    assert type(exc) is SolverTimeout and "during starting" in exc.message
-    assert 1.0 <= elapsed < 1.0 + SLACK_S
-    assert client.proc.poll() is not None
-    again, elapsed = timed_failure(client, "echo", 2)
-    assert type(again) is SolverTimeout and elapsed < 0.5 and client.generation == 1
+    seen = []
+    client.observer = seen.append
+    t0 = time.monotonic()
+    with pytest.raises(SandboxUnavailable, match="did not start .*during starting.*installation"):
+        client.call("solve", None, ("echo", 1), {})
+    assert 1.0 <= time.monotonic() - t0 < 1.0 + SLACK_S
+    assert client.proc.poll() is not None and len(seen) == 1
+    t0 = time.monotonic()
+    with pytest.raises(SandboxUnavailable):
+        client.call("solve", None, ("echo", 2), {})
+    assert time.monotonic() - t0 < 0.5 and client.generation == 1
 
 
-def test_not_ready_process_makes_the_submission_unloadable(make_client):
-    """A start-up message without ready=true is reported as a submission that could not be loaded."""
+def test_not_ready_process_is_the_graders_failure(make_client):
+    """A start-up message without ready=true is the grader's failure, never the submission's."""
     client = make_client("notready")
-    exc, _ = timed_failure(client, "echo", 1)
-    assert type(exc) is SubmissionInvalid
-    assert "could not be loaded: the sandboxed process did not start" in exc.message
+    with pytest.raises(SandboxUnavailable, match="not ready"):
+        client.call("solve", None, ("echo", 1), {})
 
 
 def test_observer_sees_timeouts_but_not_the_solvers_own_errors(make_client):
