@@ -158,7 +158,7 @@ def main() -> int:
         while time.monotonic() < deadline:
             with Session(book.engine) as s:
                 done = s.scalar(select(func.count()).select_from(SubmissionRow)
-                                .where(SubmissionRow.status.in_(("graded", "failed"))))
+                                .where(SubmissionRow.status.in_(("graded", "invalid", "failed"))))
             if done >= len(submitted):
                 break
             if time.monotonic() - last_report > 30:
@@ -172,7 +172,7 @@ def main() -> int:
         lost, duplicated, wrong, latencies, finished = [], [], [], [], []
         for sub_id, (kind, sent) in submitted.items():
             row = rows.get(sub_id)
-            if row is None or row.status not in ("graded", "failed"):
+            if row is None or row.status not in ("graded", "invalid", "failed"):
                 lost.append(sub_id)
                 continue
             if row.attempts != 1:

@@ -16,6 +16,8 @@ from runner.problems.catalogue import Catalogue, ProblemDir, UnknownProblem, fin
 from runner.problems.schema import ProblemFormatError
 from runner.settings import current as current_settings
 
+INVALID_EXIT = 4  # `grader submit`: 0 graded, 2 usage, 3 the grader failed, 4 the file could not be graded
+
 app = typer.Typer(help="Graded exercises for ML papers: list, read, solve, test and submit problems.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -175,6 +177,13 @@ def submit(ident: str = typer.Argument(..., metavar="ID"), file: Path = typer.Ar
         print(json.dumps(record(result) if record else result.model_dump(), indent=2))
     else:
         print_result(result)
+    _exit_for(result)
+
+
+def _exit_for(result) -> None:
+    """Exit 4 when the file could not be graded at all (it is stored, as invalid)."""
+    if result.status == "invalid":
+        raise typer.Exit(INVALID_EXIT)
 
 
 def _submit_remote(server: str, token: str | None, ident: str, file: Path, as_json: bool) -> None:
@@ -190,6 +199,7 @@ def _submit_remote(server: str, token: str | None, ident: str, file: Path, as_js
         print(json.dumps(result.model_dump(), indent=2))
     else:
         print_result(result)
+    _exit_for(result)
 
 
 @app.command()

@@ -22,7 +22,10 @@ def fail(message: str, code: int = 2) -> None:
 
 def print_result(result: Result) -> None:
     """The verdict table of a graded submission, then where and how long it was graded."""
-    table = Table(title=f"{result.problem}: {result.score:g} / {result.max_score:g}", show_lines=False)
+    title = f"{result.problem}: {result.score:g} / {result.max_score:g}"
+    if result.status == "invalid":
+        title += " (the file could not be graded)"
+    table = Table(title=title, show_lines=False)
     table.add_column("test")
     table.add_column("verdict")
     table.add_column("points", justify="right")

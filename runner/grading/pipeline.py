@@ -65,8 +65,20 @@ def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_
         sha = read_submission(submission).sha256
     except SubmissionInvalid:
         sha = ""
-    result = Result(problem=pdir.key, score=sum(t.score for t in tests), max_score=sum(t.max_score for t in tests),
-                    tests=tests, backend=backend, duration_s=time.perf_counter() - start, sha256=sha)
+    max_score = sum(t.max_score for t in tests)
+    invalid = one_invalid_verdict(tests)
+    result = Result(problem=pdir.key, score=0.0 if invalid else sum(t.score for t in tests), max_score=max_score,
+                    tests=[invalid] if invalid else tests, status="invalid" if invalid else "graded",
+                    backend=backend, duration_s=time.perf_counter() - start, sha256=sha)
     log.info("graded %s on %s: %g / %g in %.1f s", submission, pdir.key, result.score, result.max_score,
              result.duration_s)
     return result
+
+
+def one_invalid_verdict(tests: list[TestResult]) -> TestResult | None:
+    """One entry for a file that could not be loaded at all (every test `invalid` for the same
+    reason: its type, encoding, syntax, a missing function, its import), instead of one per test."""
+    if not tests or any(t.status != "invalid" for t in tests) or len({t.message for t in tests}) != 1:
+        return None
+    return TestResult(name="loading the submission", status="invalid", message=tests[0].message, score=0.0,
+                      max_score=sum(t.max_score for t in tests), visibility="visible")

@@ -44,7 +44,10 @@ def read_submission(path: Path, functions: list[str] | None = None) -> Source:
 
 
 def check_source(filename: str, raw: bytes, functions: list[str] | None = None) -> Source:
-    """Size, encoding, syntax and the names the problem asks for; SubmissionInvalid naming the file."""
+    """Type, size, encoding, syntax and the names the problem asks for; SubmissionInvalid naming the file."""
+    if not filename.endswith((".py", ".ipynb")):
+        raise SubmissionInvalid(f"{filename}: only a Python file (.py) or a notebook (.ipynb) can be graded",
+                                at_load=True)
     if len(raw) == 0 or not raw.strip():
         raise SubmissionInvalid(f"{filename}: the file is empty")
     if len(raw) > MAX_BYTES:
@@ -98,7 +101,9 @@ def notebook_to_module(filename: str, text: str) -> str:
     tagged = [c for c in code_cells if "solution" in (c.get("metadata", {}).get("tags") or [])]
     chosen = tagged or code_cells
     if not chosen:
-        raise SubmissionInvalid(f"{filename}: the notebook has no code cells")
+        raise SubmissionInvalid(f"{filename}: the notebook has no code cell to grade: write your solution in a "
+                                "code cell that starts with `%%solution ID`, or tag its cell `solution` "
+                                "(JupyterLab: the cell's property inspector, Common Tools > Cell Tags)")
     parts = []
     for cell in chosen:
         src = cell.get("source", "")

@@ -13,6 +13,9 @@ from runner.records.results import Result
 from runner.settings import current as current_settings
 
 log = logging.getLogger(__name__)
+# A submission ends graded, invalid (it could not be graded: its result says why) or failed (the
+# grader could not grade it); received, queued and grading come before.
+FINAL = ("graded", "invalid", "failed")
 
 
 def default_url() -> str:
@@ -37,7 +40,7 @@ class SubmissionRow(Base):
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     backend: Mapped[str] = mapped_column(String(50))
-    # received (or queued) -> grading -> graded, or failed when the grader itself broke
+    # received (or queued) -> grading -> graded or invalid, or failed when the grader itself broke
     status: Mapped[str] = mapped_column(String(20), default="received")
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # > 1 when a job was redone
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -98,7 +101,7 @@ class Gradebook:
         """Grading has started (once more, when a job is redone); a final status is never undone."""
         with Session(self.engine) as s:
             s.execute(update(SubmissionRow)
-                      .where(SubmissionRow.id == sub_id, SubmissionRow.status.not_in(("graded", "failed")))
+                      .where(SubmissionRow.id == sub_id, SubmissionRow.status.not_in(FINAL))
                       .values(status="grading", attempts=SubmissionRow.attempts + 1))
             s.commit()
 
@@ -107,8 +110,8 @@ class Gradebook:
         with Session(self.engine) as s:
             done = s.execute(
                 update(SubmissionRow)
-                .where(SubmissionRow.id == sub_id, SubmissionRow.status != "graded")
-                .values(status="graded", score=result.score, max_score=result.max_score,
+                .where(SubmissionRow.id == sub_id, SubmissionRow.status.not_in(("graded", "invalid")))
+                .values(status=result.status, score=result.score, max_score=result.max_score,
                         result_json=result.model_dump_json(), finished_at=_now()))
             s.commit()
             log.debug("result of submission %d: %g / %g (%s)", sub_id, result.score, result.max_score,
@@ -118,7 +121,8 @@ class Gradebook:
     def mark_failed(self, sub_id: int, error: str) -> None:
         """The grader could not grade it; `error` says why (the submission stays). A stored result wins."""
         with Session(self.engine) as s:
-            s.execute(update(SubmissionRow).where(SubmissionRow.id == sub_id, SubmissionRow.status != "graded")
+            s.execute(update(SubmissionRow)
+                      .where(SubmissionRow.id == sub_id, SubmissionRow.status.not_in(("graded", "invalid")))
                       .values(status="failed", error=error[-20000:], finished_at=_now()))
             s.commit()
 

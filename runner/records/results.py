@@ -31,7 +31,8 @@ class Result(BaseModel):
     backend: str
     duration_s: float
     sha256: str = ""
-    status: Literal["graded"] = "graded"
+    # "invalid": the file could not be graded at all (one entry in `tests` says why)
+    status: Literal["graded", "invalid"] = "graded"
 
     @property
     def counts(self) -> dict[str, int]:

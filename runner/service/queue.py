@@ -18,7 +18,7 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
 from runner.problems.catalogue import Catalogue
-from runner.records.gradebook import Gradebook
+from runner.records.gradebook import FINAL, Gradebook
 from runner.sandbox.pool import SandboxPool
 from runner.settings import current as current_settings
 
@@ -82,7 +82,7 @@ def grade_submission(sub_id: int) -> str:
     if row is None:
         log.error("job for submission %d, which is not in the gradebook", sub_id)
         return "missing"
-    if row.status in ("graded", "failed"):
+    if row.status in FINAL:
         return "already done"  # a redelivered job whose result was stored
     if row.attempts >= MAX_ATTEMPTS:
         # Redelivered again and again (its workers died mid-grade): it must end some time.

@@ -37,7 +37,7 @@ def submit_remote(server: str, token: str | None, ident: str, file: Path,
             raise RemoteError(f"the server refused the submission: {reply.status_code} {reply.text}", 2)
         sub_id = reply.json()["id"]
         record = wait(http, sub_id, on_status)
-    if record["status"] != "graded":
+    if record["status"] not in ("graded", "invalid"):
         raise RemoteError(f"submission {sub_id} {record['status']}: {record.get('error')}", 3)
     return Result.model_validate(record["result"])
 
@@ -47,7 +47,7 @@ def wait(http: httpx.Client, sub_id: int, on_status: Callable[[str], None]) -> d
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         record = http.get(f"/api/submissions/{sub_id}").json()
-        if record["status"] in ("graded", "failed"):
+        if record["status"] in ("graded", "invalid", "failed"):
             return record
         on_status(f"submission {sub_id}: {record['status']}")
         time.sleep(POLL_S)

@@ -115,7 +115,19 @@ def test_verbose_shows_the_grading_log(tmp_path):
     env = {"GRADER_DATA_DIR": str(tmp_path / "data")}
     quiet = grader_cli("submit", "413", str(bad), env=env)
     loud = grader_cli("-vv", "submit", "413", str(bad), env=env)
-    assert quiet.returncode == loud.returncode == 0
+    assert quiet.returncode == loud.returncode == 4  # graded as invalid
     assert "runner.grading.pipeline" not in quiet.stderr
     assert "runner.grading.pipeline" in loud.stderr and "413-forward-process" in loud.stderr
     assert "runner.records.gradebook" in loud.stderr  # -vv: the details too
+
+
+def test_a_file_that_cannot_be_graded_is_one_invalid_verdict(tmp_path):
+    bad = write(tmp_path / "bad.py", "def forward_process(:\n")
+    env = {"GRADER_DATA_DIR": str(tmp_path / "data")}
+    out = grader_cli("submit", "413", str(bad), "--json", env=env)
+    assert out.returncode == 4, out.stderr
+    record = json.loads(out.stdout)
+    assert record["status"] == "invalid" and record["score"] == 0 and record["max_score"] >= 10
+    assert len(record["tests"]) == 1 and "syntax error at line 1" in record["tests"][0]["message"]
+    history = json.loads(grader_cli("results", "--json", env=env).stdout)
+    assert [h["status"] for h in history] == ["invalid"]

@@ -128,7 +128,7 @@ class LocalCluster:
         return self.http.get(f"/api/submissions/{sub_id}").json()
 
     def wait_graded(self, sub_id: int, timeout: float = 120) -> dict:
-        return wait_until(lambda: (r := self.status(sub_id))["status"] in ("graded", "failed") and r,
+        return wait_until(lambda: (r := self.status(sub_id))["status"] in ("graded", "invalid", "failed") and r,
                           timeout, f"submission {sub_id}")
 
     def close(self) -> None:
