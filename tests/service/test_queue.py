@@ -135,3 +135,13 @@ def test_a_job_redone_too_often_is_marked_failed(cluster, tmp_path):
     cluster.worker("cpu", "w-attempts")
     final = cluster.wait_graded(sub_id)
     assert final["status"] == "failed" and "attempts" in final["error"] and final["attempts"] == MAX_ATTEMPTS
+
+
+def test_a_file_that_cannot_be_graded_ends_invalid(cluster, tmp_path):
+    cluster.worker("cpu", "w-invalid")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("def decide(): pass\n")
+    final = cluster.wait_graded(cluster.submit(notes, PROBLEM))
+    assert final["status"] == "invalid" and final["score"] == 0 and final["max_score"] > 0
+    (entry,) = final["result"]["tests"]
+    assert "only a Python file" in entry["message"]
