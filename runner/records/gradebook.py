@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import logging
 from pathlib import Path
@@ -64,15 +65,22 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+@functools.lru_cache(maxsize=8)
+def _engine(url: str):
+    """One engine (and connection pool) per database per process, its tables made on first use:
+    a course worker opens the gradebook for every job."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    return engine
+
+
 class Gradebook:
     """Submissions and their results in one SQLAlchemy database (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str | None = None):
-        url = url or default_url()
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url)
-        Base.metadata.create_all(self.engine)
+        self.engine = _engine(url or default_url())
 
     def add(self, problem: str, filename: str, content: bytes, sha256: str, backend: str,
             user: str | None = None, size: int | None = None) -> int:

@@ -70,4 +70,4 @@ def test_a_redone_job_keeps_the_first_result(book, catalogue, tmp_path):
     again = grade_stored(book, first.submission_id, pdir, bad, "local", limits={"time_s": 5})
     assert again is None
     (row,) = book.history()
-    assert row.status == "graded" and row.attempts == 1 and row.result() == first
+    assert row.status == "invalid" and row.attempts == 1 and row.result() == first

@@ -36,4 +36,10 @@ def test_invalid_submission_is_stored_with_its_result(catalogue, tmp_path):
     path = write(tmp_path / "bad.py", "def (:\n")
     result = submit(catalogue.get("413"), path, book)
     row = book.get(result.submission_id)
-    assert row.status == "graded" and row.score == 0 and row.content == b"def (:\n"
+    assert row.status == "invalid" and row.score == 0 and row.content == b"def (:\n"
+
+
+def test_one_engine_per_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'g.sqlite'}"
+    assert Gradebook(url).engine is Gradebook(url).engine
+    assert Gradebook(url).engine is not Gradebook(f"sqlite:///{tmp_path / 'other.sqlite'}").engine
