@@ -88,14 +88,17 @@ def grade_submission(sub_id: int) -> str:
         # Redelivered again and again (its workers died mid-grade): it must end some time.
         book.mark_failed(sub_id, f"grading did not finish in {MAX_ATTEMPTS} attempts")
         return "failed"
-    with tempfile.TemporaryDirectory(prefix="grader-job-") as tmp:
-        path = Path(tmp) / (Path(row.filename).name or "submission.py")
-        path.write_bytes(row.content)
-        try:
+    try:
+        with tempfile.TemporaryDirectory(prefix="grader-job-") as tmp:
+            path = Path(tmp) / (Path(row.filename).name or "submission.py")
+            path.write_bytes(row.content)
             result = grade_stored(book, sub_id, Catalogue().get(row.problem), path, current_settings().backend,
                                   limits=limits_from_settings(), pool=_pool, redelivered_on_interrupt=True)
-        except Exception:  # noqa: BLE001 - stored as failed by grade_stored; the job is done
-            return "failed"
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the submission must not stay `grading`
+        log.exception("job for submission %d failed", sub_id)
+        if book.get(sub_id).status not in FINAL:  # grade_stored stores its own failures
+            book.mark_failed(sub_id, f"the grader could not grade it: {type(exc).__name__}: {exc}")
+        return "failed"
     return "stored" if result is not None else "already done"
 
 

@@ -145,3 +145,17 @@ def test_a_file_that_cannot_be_graded_ends_invalid(cluster, tmp_path):
     assert final["status"] == "invalid" and final["score"] == 0 and final["max_score"] > 0
     (entry,) = final["result"]["tests"]
     assert "only a Python file" in entry["message"]
+
+
+def test_an_unexpected_exception_in_a_job_fails_the_submission(cluster):
+    # A row whose problem no longer exists: the job raises before grading even starts.
+    from runner.records.gradebook import Gradebook
+
+    book = Gradebook(f"sqlite:///{Path(cluster.env['GRADER_DATA_DIR']) / 'gradebook.sqlite'}")
+    sub_id = book.add("999-gone", "solution.py", b"x = 1\n", "0" * 64, "queue", user="alice")
+    subprocess.run([sys.executable, "-c", f"from runner.service.queue import grade_submission; "
+                    f"grade_submission.apply_async(({sub_id},), queue='cpu')"],
+                   env=cluster.env, check=True, timeout=60)
+    cluster.worker("cpu", "w-unexpected")
+    final = cluster.wait_graded(sub_id)
+    assert final["status"] == "failed" and "UnknownProblem" in final["error"]
