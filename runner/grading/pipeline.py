@@ -27,8 +27,9 @@ class GradingError(RuntimeError):
 
 
 def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path],
-              limits: dict | None = None, pool: SandboxPool | None = None) -> list[TestResult]:
-    """Run the test files in `paths` through pytest with the grader's plugin; one result per test."""
+              limits: dict | None = None, pool: SandboxPool | None = None) -> tuple[list[TestResult], dict]:
+    """Run the test files in `paths` through pytest with the grader's plugin: one result per test,
+    and the time the solver's code took in the sandbox (its slowest call, all calls)."""
     collector = VerdictCollector(pdir.grader_dir)
     overrides = [f"--limit={k}={v}" for k, v in (limits or {}).items()]
     args = [str(p) for p in paths if p.exists()] + overrides + [
@@ -41,12 +42,13 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
             get_backend(backend).check()
         except SandboxUnavailable as exc:
             raise GradingError(str(exc)) from None
-    code = pytest.main(args, plugins=[collector, GradingContext(pdir, pool)])
+    context = GradingContext(pdir, pool)
+    code = pytest.main(args, plugins=[collector, context])
     if collector.problems:
         raise GradingError("the tests could not run:\n" + "\n".join(collector.problems))
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.tests:
         raise GradingError(f"pytest ended with {code!r} and {len(collector.tests)} results")
-    return collector.tests
+    return collector.tests, context.timing
 
 
 def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_inprocess: bool = False,
@@ -60,7 +62,7 @@ def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_
     start = time.perf_counter()
     log.info("grading %s on %s (%s backend)", submission, pdir.key, backend)
     paths = [pdir.public_tests] + ([pdir.grader_dir] if hidden else [])
-    tests = run_tests(pdir, submission, backend, paths, limits, pool)
+    tests, timing = run_tests(pdir, submission, backend, paths, limits, pool)
     try:
         sha = read_submission(submission).sha256
     except SubmissionInvalid:
@@ -69,7 +71,7 @@ def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_
     invalid = one_invalid_verdict(tests)
     result = Result(problem=pdir.key, score=0.0 if invalid else sum(t.score for t in tests), max_score=max_score,
                     tests=[invalid] if invalid else tests, status="invalid" if invalid else "graded",
-                    backend=backend, duration_s=time.perf_counter() - start, sha256=sha)
+                    backend=backend, duration_s=time.perf_counter() - start, sha256=sha, timing=timing)
     log.info("graded %s on %s: %g / %g in %.1f s", submission, pdir.key, result.score, result.max_score,
              result.duration_s)
     return result

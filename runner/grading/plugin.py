@@ -34,6 +34,7 @@ class GradingContext:
     def __init__(self, problem: ProblemDir | None = None, pool: SandboxPool | None = None):
         self.problem = problem
         self.pool = pool
+        self.timing: dict[str, float] = {}  # filled in at the end: the sandbox's time, for sizing limits
 
 
 def pytest_addoption(parser):
@@ -64,6 +65,7 @@ class GraderFixtures:
         context = next((p for p in config.pluginmanager.get_plugins() if isinstance(p, GradingContext)),
                        GradingContext())
         self.pool = context.pool
+        self.context = context
         self.problem_dir = context.problem or (
             Catalogue().get(config.getoption("problem")) if config.getoption("problem") else None)
         self.clock = TrustedClock(observer=lambda failure: self._observed.append(failure))
@@ -98,6 +100,10 @@ class GraderFixtures:
 
     def pytest_sessionfinish(self, session):
         """Stop the sandboxed process and remove what was written for it."""
+        if isinstance(self._submission, SandboxedSubmission):
+            client = self._submission._client
+            self.context.timing = {"slowest_call_s": round(client.slowest_call_s, 4),
+                                   "calls_s": round(client.spent_s, 4)}
         if self._submission is not None:
             self._submission.close()
         if self._tmp is not None:

@@ -47,6 +47,7 @@ class SandboxClient:
         self.load_failure: SolverFailure | None = None
         self.output = collections.deque(maxlen=64)
         self.calls = 0
+        self.slowest_call_s = 0.0  # what a problem's limits should be sized from
         self.spent_s = 0.0  # wall clock used by calls, against limits.total_s
         self.ready: dict | None = None  # the start-up message, once received
         self.broken: SandboxUnavailable | None = None  # the process could not start: grading cannot go on
@@ -222,7 +223,9 @@ class SandboxClient:
         try:
             return self._call(target, method, args, kwargs)
         finally:
-            self.spent_s += time.monotonic() - t0
+            elapsed = time.monotonic() - t0
+            self.spent_s += elapsed
+            self.slowest_call_s = max(self.slowest_call_s, elapsed)
 
     def spent_limit(self) -> float:
         """The submission's total wall-clock budget for calls, in seconds."""
