@@ -19,7 +19,10 @@ the counts of lost, duplicated and wrong-verdict submissions. Exit status 1 if a
 The hanging kind would take the problem's own time limits per call; the workers get
 GRADER_LIMITS (default time_s=2,total_s=12) so that the run ends in reasonable time.
 
-    python scripts/load_test.py [--n 200] [--workers 2] [--problem 413]
+    python scripts/load_test.py [--n 200] [--workers 2] [--problem 413] [--mix correct=0.5,wrong=0.5]
+
+Per kind it also prints where the time goes: the worker-seconds each submission took (the grading
+run's wall clock on its worker, median and max).
 """
 from __future__ import annotations
 
@@ -91,6 +94,22 @@ def expected(kind: str, record: dict) -> str | None:
     return None if ok else f"score {score}/{top}, tests {dict(statuses)}"
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """`correct=0.5,wrong=0.5` -> shares of the kinds, which must add up to 1."""
+    mix = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, share = item.partition("=")
+        if kind not in MIX:
+            raise argparse.ArgumentTypeError(f"--mix: no kind {kind!r} (kinds: {', '.join(MIX)})")
+        try:
+            mix[kind] = float(share)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--mix: {item!r}: the share is not a number") from None
+    if not mix or abs(sum(mix.values()) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError("--mix: the shares must add up to 1")
+    return mix
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -109,6 +128,9 @@ def main() -> int:
     parser.add_argument("--limits", default="time_s=2,total_s=12", help="GRADER_LIMITS for the workers")
     parser.add_argument("--deadline-min", type=float, default=90, help="give up waiting after this long")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--mix", type=parse_mix, default=MIX,
+                        help="shares of the kinds, e.g. correct=0.5,wrong=0.5 (default: the standard mix "
+                             + ", ".join(f"{k}={v:g}" for k, v in MIX.items()) + ")")
     parser.add_argument("--keep", action="store_true", help="keep the data folder (gradebook, logs)")
     args = parser.parse_args()
     for tool in ("redis-server",):
@@ -118,8 +140,8 @@ def main() -> int:
     pdir = Catalogue(ROOT).get(args.problem)
     data = Path(tempfile.mkdtemp(prefix="grader-loadtest-"))
     files = make_files(pdir, data / "submissions")
-    counts = {k: round(args.n * share) for k, share in MIX.items()}
-    counts["correct"] += args.n - sum(counts.values())
+    counts = {k: round(args.n * share) for k, share in args.mix.items()}
+    counts[max(counts, key=counts.get)] += args.n - sum(counts.values())
     plan = [kind for kind, c in counts.items() for _ in range(c)]
     random.Random(args.seed).shuffle(plan)
     turn = Counter()
@@ -170,6 +192,7 @@ def main() -> int:
         with Session(book.engine) as s:
             rows = {r.id: r for r in s.scalars(select(SubmissionRow))}
         lost, duplicated, wrong, latencies, finished = [], [], [], [], []
+        worker_s: dict[str, list[float]] = {}
         for sub_id, (kind, sent) in submitted.items():
             row = rows.get(sub_id)
             if row is None or row.status not in ("graded", "invalid", "failed"):
@@ -179,6 +202,8 @@ def main() -> int:
                 duplicated.append(sub_id)
             record = http.get(f"/api/submissions/{sub_id}").json()  # what the solver sees
             problem = expected(kind, record)
+            if record.get("result"):
+                worker_s.setdefault(kind, []).append(record["result"]["duration_s"])
             if problem:
                 wrong.append((sub_id, kind, problem))
             latencies.append((row.finished_at - sent).total_seconds())
@@ -204,8 +229,11 @@ def main() -> int:
         print(f"wrong verdict: {len(wrong)}")
         per_kind = Counter(kind for kind, _ in submitted.values())
         bad_kind = Counter(k for _, k, _ in wrong)
-        print("by kind:      " + ", ".join(f"{k} {per_kind[k] - bad_kind[k]}/{per_kind[k]} as expected"
-                                           for k in MIX))
+        print("by kind:")
+        for k in per_kind:
+            xs = worker_s.get(k, [])
+            cost = f"worker-s per submission median {percentile(xs, 50):.1f}, max {max(xs):.1f}" if xs else "-"
+            print(f"  {k:8} {per_kind[k]:4d} submitted, {per_kind[k] - bad_kind[k]:4d} as expected, {cost}")
         for sub_id, kind, problem in wrong[:10]:
             print(f"  wrong verdict: #{sub_id} ({kind}): {problem}")
         if lost:
