@@ -269,15 +269,22 @@ def test_renoised_positions_are_fresh_uniform_tokens(submission):
         "renoised tokens are not drawn independently per position"
 
 
+def _next_canvas(submission, current, *args, **kwargs) -> torch.Tensor:
+    """accept_and_renoise's answer, once it is an int64 tensor shaped like the current canvas."""
+    out = submission.accept_and_renoise(current, *args, **kwargs)
+    assert_shape_dtype(out, tuple(current.shape), torch.int64, what="next canvas")
+    return out
+
+
 def test_renoising_follows_the_generator(submission):
     current, denoiser, accepted = _renoise_inputs(3, batch=3, length=64, vocab=50)
-    first = submission.accept_and_renoise(current, denoiser, accepted, 50, generator=Generator(21))
-    again = submission.accept_and_renoise(current, denoiser, accepted, 50, generator=Generator(21))
+    first = _next_canvas(submission, current, denoiser, accepted, 50, generator=Generator(21))
+    again = _next_canvas(submission, current, denoiser, accepted, 50, generator=Generator(21))
     assert torch.equal(first, again), "the same generator seed gave a different canvas"
-    other = submission.accept_and_renoise(current, denoiser, accepted, 50, generator=Generator(22))
+    other = _next_canvas(submission, current, denoiser, accepted, 50, generator=Generator(22))
     # About 150 renoised positions over 50 tokens: equal by chance with probability ~50**-150.
     assert not torch.equal(first, other), "a different generator seed gave the same canvas"
     gen = Generator(23)
-    step1 = submission.accept_and_renoise(current, denoiser, accepted, 50, generator=gen)
-    step2 = submission.accept_and_renoise(current, denoiser, accepted, 50, generator=gen)
+    step1 = _next_canvas(submission, current, denoiser, accepted, 50, generator=gen)
+    step2 = _next_canvas(submission, current, denoiser, accepted, 50, generator=gen)
     assert not torch.equal(step1, step2), "two successive steps drew the same noise"

@@ -25,6 +25,13 @@ def tokens(*rows) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.long)
 
 
+def decide(stopper, canvas: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The stopper's decision, once it is a bool tensor with one entry per batch row."""
+    out = stopper(canvas, logits)
+    assert_shape_dtype(out, (canvas.shape[0],), torch.bool, what="the stop decision")
+    return out
+
+
 def drive(stopper, calls) -> list:
     """Feed (argmax_canvas, logits) pairs, or the string "reset", to a stopper; collect outputs."""
     outs = []
@@ -32,7 +39,7 @@ def drive(stopper, calls) -> list:
         if isinstance(call, str):
             stopper.reset()
         else:
-            outs.append(stopper(*call))
+            outs.append(decide(stopper, *call))
     return outs
 
 
@@ -212,18 +219,17 @@ def test_reset_clears_the_history(submission):
     assert not bool(outs[1].any()), "after reset(), a row stopped on the first call (the history was kept)"
     assert bool(outs[2].all()), "after reset(), a repeated confident canvas did not stop on the second call"
     assert not bool(outs[3].any()), "after reset(), the first call with a new canvas shape stopped"
-    assert tuple(outs[4].shape) == (3,) and bool(outs[4].all()), \
-        "after reset(), canvases of a new shape are not handled"
+    assert bool(outs[4].all()), "after reset(), canvases of a new shape are not handled"
 
 
 def test_instances_keep_separate_histories(submission):
     a = tokens([1, 2, 3], [4, 5, 6])
     first = submission.StableAndConfident(1, 0.005)
     second = submission.StableAndConfident(1, 0.005)
-    first(a, sure(a))
-    out = second(a, sure(a))
+    decide(first, a, sure(a))
+    out = decide(second, a, sure(a))
     assert not bool(out.any()), "a new stopper already had a history (state shared between instances?)"
-    assert bool(first(a, sure(a)).all()), "a stopper lost its history when another was used"
+    assert bool(decide(first, a, sure(a)).all()), "a stopper lost its history when another was used"
 
 
 def _random_calls(gen: torch.Generator, n_calls: int, batch: int, length: int, vocab: int):

@@ -189,8 +189,9 @@ def test_encoder_image_tokens_see_their_whole_image(submission):
 def test_encoder_separate_images_stay_separate(submission):
     valid, image = image_batch(*IMAGE_SPECS)
     got = submission.encoder_attention_mask(valid, image)
+    b, s = valid.shape
+    assert_shape_dtype(got, (b, s, s), torch.bool, what="the encoder mask with images")
     ids = image_ids(image)
-    s = valid.shape[1]
     later = torch.triu(torch.ones(s, s, dtype=torch.bool), diagonal=1)[None]
     other_image = (ids[:, :, None] != ids[:, None, :]) & (ids[:, :, None] >= 0) & (ids[:, None, :] >= 0)
     assert not bool(got[later & other_image].any()), "an image token sees a later, different image"
@@ -199,7 +200,8 @@ def test_encoder_separate_images_stay_separate(submission):
 def test_encoder_text_never_sees_the_future(submission):
     valid, image = image_batch(*IMAGE_SPECS)
     got = submission.encoder_attention_mask(valid, image)
-    s = valid.shape[1]
+    b, s = valid.shape
+    assert_shape_dtype(got, (b, s, s), torch.bool, what="the encoder mask with images")
     later = torch.triu(torch.ones(s, s, dtype=torch.bool), diagonal=1)[None]
     text_query = (~image)[:, :, None]
     assert not bool(got[later & text_query].any()), "a text token sees a later token"

@@ -1,6 +1,7 @@
 """`grader validate`: a problem folder is sound when its metadata parses, its files are there, its
 statement renders and its worked example agrees with the reference, the reference scores full
-marks, the starter scores zero, and every mutant (a realistic mistake) fails some hidden test."""
+marks, the starter scores zero, every mutant (a realistic mistake) fails some hidden test, and a
+submission that answers with empty tensors earns no hidden points."""
 from __future__ import annotations
 
 import doctest
@@ -12,7 +13,9 @@ from pathlib import Path
 from runner.modules import import_file
 from runner.problems.catalogue import ProblemDir
 from runner.grading.pipeline import GradingError, grade
-from runner.authoring.mutants import MutantError, load_mutants
+from runner.authoring import empty_answers
+from runner.authoring.mutants import Mutant, MutantError, load_mutants
+from runner.records.results import Result, TestResult
 from runner.problems.schema import ProblemFormatError
 
 REQUIRED = ["statement.md", "learn.md", "hints.md", "starter.py", "tests/test_public.py"]
@@ -79,7 +82,8 @@ def statement_renders(pdir: ProblemDir) -> tuple[bool, str]:
 
 
 def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> Report:
-    """Run every check of one problem: metadata, files, statement, example, reference, starter, mutants."""
+    """Run every check of one problem: metadata, files, statement, example, reference, starter,
+    mutants, empty answers."""
     report = Report(pdir.key)
     try:
         meta = pdir.meta
@@ -119,13 +123,48 @@ def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> 
         mutants = load_mutants(pdir)
     except MutantError as exc:
         report.add("mutants.toml", False, str(exc))
-        return report
+        mutants = []
     with tempfile.TemporaryDirectory(prefix="grader-mutants-") as tmp:
+        def score_mutant(mutant: Mutant):
+            return score(mutant.write(Path(tmp)))
+
         for mutant in mutants:
-            result = score(mutant.write(Path(tmp)))
+            result = score_mutant(mutant)
             if result is not None:
                 caught = [t.name for t in result.tests
                           if t.visibility == "hidden" and t.status not in ("passed", "skipped")]
                 report.add(f"mutant {mutant.name} is caught", bool(caught),
                            f"by {', '.join(caught[:4])}" if caught else f"no hidden test fails ({mutant.mistake})")
+        check_empty_answers(pdir, score_mutant, report)
     return report
+
+
+def hidden_passes(result: Result) -> list[TestResult]:
+    """The hidden tests a graded submission passed."""
+    return [t for t in result.tests if t.visibility == "hidden" and t.status == "passed"]
+
+
+def check_empty_answers(pdir: ProblemDir, score_mutant, report: Report) -> None:
+    """Grade the reference with every answer emptied; it must earn no hidden points.
+
+    Tests that also pass when no tensor is answered at all (they read numbers or errors only)
+    cannot check a shape, so they are excused; that second grading runs only when needed."""
+    result = score_mutant(empty_answers.empty_answers(pdir))
+    if result is None:
+        return
+    earned = [t for t in hidden_passes(result) if t.score > 0]
+    excused: list[str] = []
+    if earned:
+        baseline = score_mutant(empty_answers.tensor_free(pdir))
+        if baseline is None:
+            return
+        tensor_free = {t.name for t in hidden_passes(baseline)}
+        excused = [t.name for t in earned if t.name in tensor_free]
+        earned = [t for t in earned if t.name not in tensor_free]
+    points = sum(t.score for t in earned)
+    detail = f"{points:g} points"
+    if earned:
+        detail += " from " + ", ".join(t.name for t in earned)
+    if excused:
+        detail += "; excused, as they read no tensor: " + ", ".join(excused)
+    report.add(empty_answers.CHECK, not earned, detail)

@@ -229,8 +229,9 @@ def results(ident: Optional[str] = typer.Argument(None, metavar="[ID]"),
 def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...]"),
              backend: str = typer.Option("local", "--backend"),
              unsafe_inprocess: bool = typer.Option(False, "--unsafe-inprocess",
-                                                   help="run the reference, starter and mutants in this process")):
-    """Check problems: metadata, files, statement, example, reference, starter, mutants."""
+                                                   help="run the reference, starter, mutants and empty "
+                                                        "answers in this process")):
+    """Check problems: metadata, files, statement, example, reference, starter, mutants, empty answers."""
     from runner.authoring.validation import validate as run_validate
 
     pdirs = [problem_or_exit(i) for i in idents] if idents else catalogue().problems()

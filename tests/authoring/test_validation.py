@@ -1,5 +1,6 @@
 """`grader validate` passes for every bundled problem: metadata, files, statement and worked
-example, reference full marks and starter zero through the sandbox, every mutant caught."""
+example, reference full marks and starter zero through the sandbox, every mutant caught, empty
+answers earn no hidden points."""
 import pytest
 
 from runner.problems.catalogue import Catalogue
@@ -15,6 +16,7 @@ def test_problem_validates(key):
     assert not failed, "\n".join(failed)
     names = [c.name for c in report.checks]
     assert "reference scores full marks" in names and "starter scores zero (every test can fail)" in names
+    assert "empty answers score zero" in names
 
 
 def test_the_problem_set_is_complete():

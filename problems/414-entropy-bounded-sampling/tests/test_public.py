@@ -57,4 +57,5 @@ def test_accept_and_renoise(submission):
     assert torch.equal(out[accepted], denoiser[accepted]), "accepted positions must hold the denoiser's token"
     assert bool(((out >= 0) & (out < 10)).all()), "every token must be in [0, vocab_size)"
     again = submission.accept_and_renoise(current, denoiser, accepted, 10, generator=Generator(1))
+    assert_shape_dtype(again, (3, 50), torch.int64, what="next canvas of the second call")
     assert torch.equal(out, again), "the same generator seed must give the same canvas"

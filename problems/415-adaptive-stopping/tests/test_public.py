@@ -9,6 +9,13 @@ def sure(canvas, vocab=8):
     return 30.0 * F.one_hot(canvas, vocab).float()  # mean entropy about 2e-11 nats
 
 
+def decide(stop, canvas, logits):
+    """The stop decision as a list, once it is a bool tensor with one entry per row."""
+    out = stop(canvas, logits)
+    assert_shape_dtype(out, (canvas.shape[0],), torch.bool, what="the stop decision")
+    return out.tolist()
+
+
 def test_worked_example(submission):
     stop = submission.StableAndConfident(1, 0.005)
     canvas = torch.tensor([[1, 2, 3], [4, 5, 6]])
@@ -27,15 +34,15 @@ def test_threshold_two_needs_two_earlier_canvases(submission):
     stop = submission.StableAndConfident(2, 0.005)
     a = torch.tensor([[7, 7, 1, 2]])
     b = torch.tensor([[7, 7, 1, 3]])
-    outs = [stop(c, sure(c)).tolist() for c in (a, a, b, b, b, a)]
+    outs = [decide(stop, c, sure(c)) for c in (a, a, b, b, b, a)]
     assert outs == [[False], [False], [False], [False], [True], [False]], f"got {outs}"
 
 
 def test_reset_forgets_the_history(submission):
     stop = submission.StableAndConfident(1, 0.005)
     canvas = torch.tensor([[1, 2, 3, 4]])
-    assert stop(canvas, sure(canvas)).tolist() == [False]
-    assert stop(canvas, sure(canvas)).tolist() == [True]
+    assert decide(stop, canvas, sure(canvas)) == [False]
+    assert decide(stop, canvas, sure(canvas)) == [True]
     stop.reset()
-    assert stop(canvas, sure(canvas)).tolist() == [False], "reset() must clear the history"
-    assert stop(canvas, sure(canvas)).tolist() == [True]
+    assert decide(stop, canvas, sure(canvas)) == [False], "reset() must clear the history"
+    assert decide(stop, canvas, sure(canvas)) == [True]

@@ -28,4 +28,5 @@ def test_same_seed_gives_same_tokens(submission):
     a = submission.sample_tokens(logits, 0.8, Generator(11))
     b = submission.sample_tokens(logits, 0.8, Generator(11))
     assert_shape_dtype(a, (2, 16), torch.int64, what="sampled tokens")
+    assert_shape_dtype(b, (2, 16), torch.int64, what="sampled tokens of the second call")
     assert torch.equal(a, b), "the same generator seed must give the same tokens"
