@@ -114,6 +114,8 @@ def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> 
                    f"{ref.score:g}/{ref.max_score:g} " + "; ".join(bad))
         hidden = [t for t in ref.tests if t.visibility == "hidden"]
         report.add("hidden tests", len(hidden) > 0, f"{len(hidden)} hidden, {len(ref.tests) - len(hidden)} public")
+        if not unsafe:
+            report.add("limits fit the reference", True, limits_fit(meta.limits, ref))
     starter = score(pdir.starter)
     if starter is not None:
         passing = [t.name for t in starter.tests if t.status == "passed"]
@@ -137,6 +139,25 @@ def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> 
                            f"by {', '.join(caught[:4])}" if caught else f"no hidden test fails ({mutant.mistake})")
         check_empty_answers(pdir, score_mutant, report)
     return report
+
+
+# A limit more than this many times what the reference needs holds a worker that long for every
+# hanging submission. The floors leave room for correct solutions written with plain loops (often
+# 10-100x slower than the vectorised reference) and for slower machines.
+LIMIT_FACTOR = 20
+TIME_FLOOR_S, TOTAL_FLOOR_S = 5.0, 30.0
+
+
+def limits_fit(limits, ref: Result) -> str:
+    """What the reference needs against the problem's time limits, with a warning where a limit is
+    more than LIMIT_FACTOR times that (and above its floor)."""
+    slowest, calls = ref.timing.get("slowest_call_s", 0.0), ref.timing.get("calls_s", 0.0)
+    text = (f"slowest call {slowest:.3f} s (time_s {limits.time_s:g}), all calls {calls:.2f} s "
+            f"(total_s {limits.total_s:g}), grading {ref.duration_s:.1f} s")
+    warnings = [f"{name} is {limit / need:.0f}x what the reference needs" for name, limit, need, floor in
+                (("time_s", limits.time_s, slowest, TIME_FLOOR_S), ("total_s", limits.total_s, calls, TOTAL_FLOOR_S))
+                if need > 0 and limit > max(LIMIT_FACTOR * need, floor)]
+    return text + ("; warning: " + "; ".join(warnings) if warnings else "")
 
 
 def hidden_passes(result: Result) -> list[TestResult]:
