@@ -40,6 +40,8 @@ def pytest_addoption(parser):
     group.addoption("--backend", default="inprocess", choices=["local", "docker", "inprocess"],
                     help="where the solver's code runs; inprocess is unsafe and meant for your own code")
     group.addoption("--problem", default=None, help="problem id (default: found from the test's folder)")
+    group.addoption("--problem-root", default=None,
+                    help="the folder with problems/, solutions/, graders/ of --problem (default: GRADER_ROOT)")
     group.addoption("--limit", action="append", default=[], metavar="NAME=VALUE",
                     help="override a [limits] value of problem.toml, e.g. time_s=2")
 
@@ -60,7 +62,9 @@ class GraderFixtures:
         self._observed: list[SolverFailure] = []  # the current test's (its stash holds the same list)
         contexts = [p for p in config.pluginmanager.get_plugins() if isinstance(p, GradingContext)]
         self.pool = contexts[0].pool if contexts else None
-        self.problem_dir = Catalogue().get(config.getoption("problem")) if config.getoption("problem") else None
+        root = config.getoption("problem_root")
+        self.problem_dir = Catalogue(Path(root) if root else None).get(config.getoption("problem")) \
+            if config.getoption("problem") else None
 
     def pytest_sessionstart(self, session):
         """Start the sandboxed process before collection so its start-up overlaps ours."""
@@ -119,7 +123,8 @@ class GraderFixtures:
         cuda = bool(handles.pop("_cuda", False))
         limits = meta.limits.model_dump() | {"preload": [meta.framework]} | self.limit_overrides()
         spec = LaunchSpec(Path(), limits, assets=assets, protected=protected_paths(pdir), cuda=cuda)
-        client = checkout(self.pool, get_backend(backend), spec, functions, handles, source.code)
+        imports = {"problem": meta.key, "allowed": list(meta.imports)}
+        client = checkout(self.pool, get_backend(backend), spec, functions, handles, source.code, imports)
         return SandboxedSubmission(client, [f.name for f in meta.functions])
 
     def limit_overrides(self) -> dict:
