@@ -68,10 +68,12 @@ def make_files(pdir, folder: Path) -> dict[str, list[Path]]:
     return {
         "correct": [pdir.solution_file],
         "wrong": mutants,
-        "crash": [module("crash_exit", "os._exit(3)", "import os\n\n"),
+        # `import os` and `import time` are refused by the import guard (`invalid`): these reach
+        # the modules through torch's globals, as code that got past the guard would.
+        "crash": [module("crash_exit", "torch.os._exit(3)", "import torch\n\n"),
                   module("crash_raise", "raise RuntimeError('not implemented yet')")],
         "hang": [module("hang_busy", "while True:\n        pass"),
-                 module("hang_sleep", "while True:\n        time.sleep(60)", "import time\n\n")],
+                 module("hang_sleep", "torch.threading.Event().wait()", "import torch\n\n")],
     }
 
 

@@ -39,6 +39,7 @@ tags = ["TODO"]
 framework = "torch"
 device = "cpu"
 summary = "TODO: one line for the catalogue."
+imports = ["torch", "math"]      # what the solution may import; state it in statement.md too
 
 [paper]
 title = "TODO: paper"
@@ -70,6 +71,8 @@ solve(x: torch.Tensor) -> torch.Tensor   # (B, L) float32 -> (B, L) float32
 ## Tolerance
 
 Floats are compared with rtol and atol from problem.toml.
+
+Allowed imports: `torch`, `math`.
 
 ## Worked example
 

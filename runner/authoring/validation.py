@@ -81,6 +81,18 @@ def statement_renders(pdir: ProblemDir) -> tuple[bool, str]:
     return True, ""
 
 
+def statement_states_imports(pdir: ProblemDir) -> tuple[bool, str]:
+    """(ok, why not): statement.md has a paragraph starting "Allowed imports:" that names every
+    entry of problem.toml's `imports` in backticks (solvers read the statement, not the toml)."""
+    paragraphs = re.split(r"\n\s*\n", pdir.text("statement.md"))
+    stated = next((p for p in paragraphs if p.lstrip("*_ ").startswith("Allowed imports")), None)
+    want = "Allowed imports: " + ", ".join(f"`{e}`" for e in pdir.meta.imports) + "."
+    if stated is None:
+        return False, f"statement.md has no paragraph starting with the allowed imports, e.g. {want!r}"
+    missing = [e for e in pdir.meta.imports if f"`{e}`" not in stated]
+    return not missing, f"its allowed imports do not name {', '.join(missing)}" if missing else ""
+
+
 def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> Report:
     """Run every check of one problem: metadata, files, statement, example, reference, starter,
     mutants, empty answers."""
@@ -96,6 +108,7 @@ def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> 
     if not report.add("files", not missing, "missing: " + ", ".join(missing) if missing else ""):
         return report
     report.add("statement renders", *statement_renders(pdir))
+    report.add("statement states the allowed imports", *statement_states_imports(pdir))
     report.add("worked example agrees with the reference", *run_worked_example(pdir))
 
     def score(path: Path):

@@ -44,6 +44,8 @@ def pytest_addoption(parser):
     group.addoption("--backend", default="inprocess", choices=["local", "docker", "inprocess"],
                     help="where the solver's code runs; inprocess is unsafe and meant for your own code")
     group.addoption("--problem", default=None, help="problem id (default: found from the test's folder)")
+    group.addoption("--problem-root", default=None,
+                    help="the folder with problems/, solutions/, graders/ of --problem (default: GRADER_ROOT)")
     group.addoption("--limit", action="append", default=[], metavar="NAME=VALUE",
                     help="override a [limits] value of problem.toml, e.g. time_s=2")
 
@@ -66,8 +68,10 @@ class GraderFixtures:
                        GradingContext())
         self.pool = context.pool
         self.context = context
+        root = config.getoption("problem_root")
         self.problem_dir = context.problem or (
-            Catalogue().get(config.getoption("problem")) if config.getoption("problem") else None)
+            Catalogue(Path(root) if root else None).get(config.getoption("problem"))
+            if config.getoption("problem") else None)
         self.clock = TrustedClock(observer=lambda failure: self._observed.append(failure))
         self.run_budget: RunBudget | None = None
 
@@ -144,7 +148,8 @@ class GraderFixtures:
         cuda = bool(handles.pop("_cuda", False))
         limits = meta.limits.model_dump() | {"preload": [meta.framework]} | self.limit_overrides()
         spec = LaunchSpec(Path(), limits, assets=assets, protected=protected_paths(pdir), cuda=cuda)
-        client = checkout(self.pool, get_backend(backend), spec, functions, handles, source.code)
+        imports = {"problem": meta.key, "allowed": list(meta.imports)}
+        client = checkout(self.pool, get_backend(backend), spec, functions, handles, source.code, imports)
         client.pause_clock = self.clock.paused
         # The trusted side's wall clock: each test's own code, and the whole run.
         self.test_limit_s = float(limits["time_s"]) + float(limits["check_s"])

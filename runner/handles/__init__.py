@@ -2,9 +2,10 @@
 the solver's code by name (`runner.testing.Handle("model")`).
 
 A kind of handle is declared once, as a `HandleKind` in `KINDS`: the read-only folder it is built
-from (mounted into the sandbox) and how it is built there. `problem.toml` names kinds from this
-registry; the grader asks `handles_for(problem)` what to mount and what to tell the sandboxed
-process, which calls `build_handle(spec)`.
+from (mounted into the sandbox), how it is built there, and what of it to disarm there (the
+library's own solution of the exercise, reachable from the object). `problem.toml` names kinds
+from this registry; the grader asks `handles_for(problem)` what to mount and what to tell the
+sandboxed process, which calls `build_handle(spec, refuse=...)`.
 
 Keep this module light: the sandboxed process imports it.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 if TYPE_CHECKING:
     from runner.problems.schema import Problem
@@ -26,6 +27,8 @@ class HandleKind:
     asset: str
     folder: Callable[[], Path]
     build: Callable[[Path, str], Any]
+    # Inside the sandbox only: make what must not serve the solver call `refuse(what)` instead.
+    disarm: Callable[[Any, Callable[[str], NoReturn]], None] | None = None
 
 
 def _diffusiongemma_folder() -> Path:
@@ -40,8 +43,15 @@ def _diffusiongemma_build(path: Path, device: str):
     return load_model(path, device=device)
 
 
+def _diffusiongemma_disarm(model, refuse) -> None:
+    from .diffusiongemma import disarm_sampler
+
+    disarm_sampler(model, refuse)
+
+
 KINDS: dict[str, HandleKind] = {k.name: k for k in (
-    HandleKind("diffusiongemma", "diffusiongemma-tiny", _diffusiongemma_folder, _diffusiongemma_build),
+    HandleKind("diffusiongemma", "diffusiongemma-tiny", _diffusiongemma_folder, _diffusiongemma_build,
+               _diffusiongemma_disarm),
 )}
 
 
@@ -76,9 +86,13 @@ def handles_for(problem: "Problem", mount_root: str) -> tuple[dict[str, Path], d
     return assets, handles
 
 
-def build_handle(spec: dict):
-    """Build a handle from its spec (inside the sandbox, or in-process for instructors' own runs)."""
+def build_handle(spec: dict, refuse: Callable[[str], NoReturn] | None = None):
+    """Build a handle from its spec (inside the sandbox, or in-process for instructors' own runs).
+    The sandboxed process passes `refuse`: what the kind disarms then calls it instead of running."""
     kind = KINDS.get(spec.get("kind"))
     if kind is None:
         raise ValueError(f"unknown handle kind {spec.get('kind')!r} (known: {', '.join(KINDS)})")
-    return kind.build(Path(spec["path"]), spec.get("device", "cpu"))
+    obj = kind.build(Path(spec["path"]), spec.get("device", "cpu"))
+    if refuse is not None and kind.disarm is not None:
+        kind.disarm(obj, refuse)
+    return obj

@@ -7,7 +7,8 @@ the released weights. Nothing is downloaded. The model comes back in eval mode w
 attached: forward hooks that record every encoder and decoder pass (what went in, what came out).
 The grader reads that log through the worker (`grader_take_log`), never through the solver's code;
 a solver could tamper with the log inside its own process, which is why the hidden tests also
-check the outputs against transformers' own sampler.
+check the outputs against transformers' own sampler. Inside the sandbox that sampler is disarmed
+(`disarm_sampler`): the exercise is to write it, so `model.generate()` refuses to run there.
 
 The language (vocabulary of 32 ids):
   0 pad, 1 eos, 2 bos, 3 COPY, 4 COUNT, 5 SEP, 6..31 the symbols a..z.
@@ -167,3 +168,36 @@ def load_model(path: str | Path | None = None, device: str = "cpu"):
     model.grader_clear_log = log.clear
     model.grader_set_eos = lambda ids: setattr(model.generation_config, "eos_token_id", ids)
     return model
+
+
+# ------------------------------------------------------------------ disarming inside the sandbox
+
+# transformers' own DiffusionGemma sampler: the generation mixin of the model's class (generate and
+# its helpers) and the sampler, stopper and temperature classes of the same module.
+SAMPLER_CLASSES = ("DiffusionGemmaGenerationMixin", "EntropyBoundSampler", "DiffusionGemmaAdaptiveStopping",
+                   "StableAndConfidentStoppingCriteria", "LinearTemperatureScheduleLogitsProcessor")
+
+
+def disarm_sampler(model, refuse) -> None:
+    """Make transformers' DiffusionGemma sampler call `refuse(what)` instead of running, for this
+    process (the sandboxed one: the grader's trusted process keeps it for its own comparisons).
+
+    The model's forward passes, its configs and the grader_* methods are untouched. The classes are
+    patched, not the instance, so `type(model).generate(model, ...)` refuses too; a solver that
+    rebuilds the sampler from transformers' source is beyond what this can stop."""
+    import types
+
+    from transformers.models.diffusion_gemma import generation_diffusion_gemma as module
+
+    for class_name in SAMPLER_CLASSES:
+        cls = getattr(module, class_name, None)
+        for attr, value in list(vars(cls).items()) if cls is not None else ():
+            if isinstance(value, (types.FunctionType, staticmethod, classmethod)):
+                setattr(cls, attr, _refusing(f"transformers' DiffusionGemma sampler ({class_name}.{attr})", refuse))
+
+
+def _refusing(what: str, refuse):
+    def refused(*args, **kwargs):
+        refuse(what)
+
+    return refused

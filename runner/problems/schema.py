@@ -1,6 +1,7 @@
 """The `problem.toml` schema: one pydantic model, errors that name the file and the field."""
 from __future__ import annotations
 
+import re
 import tomllib
 from enum import Enum
 from pathlib import Path
@@ -88,6 +89,24 @@ def parse_limit_overrides(items, where: str) -> dict[str, float]:
     return out
 
 
+IMPORT_ENTRY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def check_import_entries(entries: list[str]) -> list[str]:
+    """Validate `imports`: dotted names ("torch": the module and all in it; "transformers.DynamicCache":
+    that name only), no repeats, never `builtins` (it holds the import function the guard watches)."""
+    for entry in entries:
+        if not IMPORT_ENTRY.fullmatch(entry):
+            raise ValueError(f"{entry!r} is not a module or module.name "
+                             "(e.g. \"torch\", \"transformers.DynamicCache\")")
+        if entry.partition(".")[0] == "builtins":
+            raise ValueError(f"{entry!r}: builtins cannot be allowed (it holds the import function itself)")
+    repeated = sorted({e for e in entries if entries.count(e) > 1})
+    if repeated:
+        raise ValueError(f"entries repeat: {', '.join(repeated)}")
+    return entries
+
+
 class Tolerance(_Strict):
     """Numeric tolerance of the checks: |actual - expected| <= atol + rtol * |expected|."""
 
@@ -106,6 +125,7 @@ class Problem(_Strict):
     framework: Literal["torch", "numpy"]
     device: Literal["cpu", "cuda"] = "cpu"
     summary: str = ""
+    imports: list[str]  # what the solution may import (runner.sandbox.imports); the statement says it too
     paper: Paper
     functions: list[FunctionSpec] = Field(min_length=1)
     handles: list[HandleSpec] = []
@@ -119,6 +139,11 @@ class Problem(_Strict):
         if len(names) != len(set(names)):
             raise ValueError(f"function names repeat: {names}")
         return functions
+
+    @field_validator("imports")
+    @classmethod
+    def _import_entries(cls, entries: list[str]) -> list[str]:
+        return check_import_entries(entries)
 
     @property
     def key(self) -> str:

@@ -3,7 +3,9 @@
 Run as `python -m runner.sandbox.child LIMITS_JSON` inside the sandbox, talking over its stdin and stdout;
 it first moves those away so that whatever the solver prints goes to stderr, not into the protocol.
 It applies its resource limits, drops root if it has it, imports the framework, then answers:
-  {"op": "load", "path", "functions"}          import the submission and check its names/signatures
+  {"op": "load", "path", "functions", "handles", "imports"}
+                                               import the submission under its import guard
+                                               (runner.sandbox.imports), check its names/signatures
   {"op": "call", "target", "method", "args", "kwargs"}
   {"op": "release", "ref"}
 Responses: {"ok": true, "value"} or {"ok": false, "kind", "type", "message", "frames"}.
@@ -20,6 +22,7 @@ import sys
 import traceback
 
 from runner.sandbox import wire
+from runner.sandbox.imports import ImportGuard, NotAllowed, install_guard
 
 MEMORY_HINTS = ("not enough memory", "can't allocate memory", "cannot allocate memory", "bad_alloc",
                 "out of memory")
@@ -102,6 +105,7 @@ class Child:
         self.generators: dict[int, object] = {}
         self.handles: dict[str, object] = {}
         self.next_ref = 0
+        self.guard: ImportGuard | None = None
 
     # -- requests
     def handle(self, request: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
@@ -120,18 +124,23 @@ class Child:
             return self.failure(exc), []
 
     def load(self, request: dict) -> dict:
-        """Import the submission, check its names and signatures, build the handles."""
+        """Import the submission under its problem's import guard, check its names and signatures,
+        build the handles."""
         self.path = request["path"]
         spec = importlib.util.spec_from_file_location("submission", self.path)
         module = importlib.util.module_from_spec(spec)
         sys.modules["submission"] = module
+        self.guard = install_guard(request.get("imports"), vars(module), self.path)
         try:
             spec.loader.exec_module(module)
         except BaseException as exc:  # noqa: BLE001
             failure = self.failure(exc)
-            failure["kind"] = "memory" if failure["kind"] == "memory" else "invalid"
-            failure["message"] = f"importing the submission raised {failure['type']}: {failure['message']}"
+            if failure["kind"] == "error":
+                failure["kind"] = "invalid"
+                failure["message"] = f"importing the submission raised {failure['type']}: {failure['message']}"
             return failure
+        if (refused := self.refused()) is not None:  # the module caught the refusal itself
+            return refused
         problems = [p for spec in request.get("functions", []) if (p := check_signature(module, spec))]
         if problems:
             return {"ok": False, "kind": "invalid", "type": "SignatureError", "message": "; ".join(problems),
@@ -140,7 +149,8 @@ class Child:
         from runner.handles import build_handle
 
         for name, spec in request.get("handles", {}).items():
-            self.handles[name] = build_handle(spec)
+            self.handles[name] = build_handle(spec, refuse=self.guard.refuse_use)
+        self.guard.during_call = True
         return {"ok": True, "value": None}
 
     def call(self, request: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
@@ -161,7 +171,10 @@ class Child:
             fn = getattr(fn, request["method"])
         args = wire.decode(request.get("args", []), buffers, self.resolve)
         kwargs = wire.decode(request.get("kwargs", {"__dict__": []}), buffers, self.resolve)
+        self.refused()  # forget what a thread of an earlier call tried
         result = fn(*args, **kwargs)
+        if (refused := self.refused()) is not None:  # the solver's code caught the refusal itself
+            return refused, []
         out: list[bytes] = []
         try:
             value = wire.encode(result, out)
@@ -191,7 +204,8 @@ class Child:
         raise wire.WireError(tag)
 
     def failure(self, exc: BaseException) -> dict:
-        """The failure reply for an exception, with the traceback frames of the solver's file only."""
+        """The failure reply for an exception, with the traceback frames of the solver's file only;
+        `invalid` when the solver's code tried something its problem does not allow."""
         kind = "error"
         text = str(exc)
         if isinstance(exc, MemoryError) or any(h in text.lower() for h in MEMORY_HINTS):
@@ -201,7 +215,18 @@ class Child:
             for f in traceback.extract_tb(exc.__traceback__)
             if self.path and f.filename == self.path
         ]
+        refused = self.refused()
+        if refused is not None:
+            return refused | {"frames": frames}
         return {"ok": False, "kind": kind, "type": type(exc).__name__, "message": text[:2000], "frames": frames}
+
+    def refused(self) -> dict | None:
+        """The `invalid` reply for the first thing the solver's code tried that its problem does not
+        allow since the last look (even if the code caught the error), else None."""
+        message = self.guard.take() if self.guard is not None else None
+        if message is None:
+            return None
+        return {"ok": False, "kind": "invalid", "type": NotAllowed.__name__, "message": message, "frames": []}
 
 
 def check_signature(module, spec: dict) -> str | None:

@@ -35,11 +35,13 @@ class SandboxClient:
     STARTUP_S = 120.0
     OUTPUT_TAIL = 8192
 
-    def __init__(self, backend, spec: LaunchSpec, functions: list[dict], handles: dict | None = None):
+    def __init__(self, backend, spec: LaunchSpec, functions: list[dict], handles: dict | None = None,
+                 imports: dict | None = None):
         self.backend = backend
         self.spec = spec
+        # imports: {"problem": key, "allowed": [...]} for the sandboxed process's import guard
         self.load_request = {"op": "load", "path": f"{SANDBOX_SUBMISSION}/{SUBMISSION_FILE}",
-                             "functions": functions, "handles": handles or {}}
+                             "functions": functions, "handles": handles or {}, "imports": imports}
         self.time_s = float(spec.limits["time_s"])
         self.proc: subprocess.Popen | None = None
         self.generation = 0

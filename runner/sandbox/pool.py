@@ -20,11 +20,12 @@ from .client import SandboxClient
 log = logging.getLogger(__name__)
 
 
-def new_client(backend, spec: LaunchSpec, functions: list[dict], handles: dict) -> SandboxClient:
+def new_client(backend, spec: LaunchSpec, functions: list[dict], handles: dict,
+               imports: dict | None = None) -> SandboxClient:
     """A client whose process is starting, with a fresh private folder for the submission."""
     folder = Path(tempfile.mkdtemp(prefix="grader-submission-"))
     folder.chmod(0o755)  # the sandboxed process runs as nobody
-    client = SandboxClient(backend, replace(spec, submission_dir=folder), functions, handles)
+    client = SandboxClient(backend, replace(spec, submission_dir=folder), functions, handles, imports)
     client.start()
     return client
 
@@ -37,21 +38,22 @@ class SandboxPool:
         self._spares: dict[str, SandboxClient] = {}
         self._lock = threading.Lock()
 
-    def checkout(self, backend, spec: LaunchSpec, functions: list[dict], handles: dict, code: str) -> SandboxClient:
+    def checkout(self, backend, spec: LaunchSpec, functions: list[dict], handles: dict, code: str,
+                 imports: dict | None = None) -> SandboxClient:
         """A started client for this configuration, holding `code` as its submission."""
         key = json.dumps([backend.name, spec.limits, {k: str(v) for k, v in spec.assets.items()},
-                          [str(p) for p in spec.protected], spec.cuda, functions, handles], sort_keys=True)
+                          [str(p) for p in spec.protected], spec.cuda, functions, handles, imports], sort_keys=True)
         with self._lock:
             client = self._spares.pop(key, None)
         if client is None or client.proc is None or client.proc.poll() is not None:
             log.debug("no live spare for this configuration: starting a client")
-            client = new_client(backend, spec, functions, handles)
-        client.on_dispose = lambda: self._refill(key, backend, spec, functions, handles)
+            client = new_client(backend, spec, functions, handles, imports)
+        client.on_dispose = lambda: self._refill(key, backend, spec, functions, handles, imports)
         client.set_submission(code)
         return client
 
-    def _refill(self, key, backend, spec, functions, handles) -> None:
-        spare = new_client(backend, spec, functions, handles)
+    def _refill(self, key, backend, spec, functions, handles, imports) -> None:
+        spare = new_client(backend, spec, functions, handles, imports)
         with self._lock:
             old, self._spares[key] = self._spares.get(key), spare
         if old is not None:
@@ -71,10 +73,11 @@ class SandboxPool:
 
 
 def checkout(pool: SandboxPool | None, backend, spec: LaunchSpec, functions: list[dict], handles: dict,
-             code: str) -> SandboxClient:
-    """A client for one submission: from `pool` when there is one, else started now."""
+             code: str, imports: dict | None = None) -> SandboxClient:
+    """A client for one submission: from `pool` when there is one, else started now. `imports` is
+    what the sandboxed process's import guard allows ({"problem": key, "allowed": [...]})."""
     if pool is not None:
-        return pool.checkout(backend, spec, functions, handles, code)
-    client = new_client(backend, spec, functions, handles)
+        return pool.checkout(backend, spec, functions, handles, code, imports)
+    client = new_client(backend, spec, functions, handles, imports)
     client.set_submission(code)
     return client

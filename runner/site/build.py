@@ -59,6 +59,14 @@ class ProblemPage:
         return self.pdir.meta
 
     @property
+    def single_names(self) -> list[tuple[str, str]]:
+        """(module, name) of each `imports` entry that allows one name of a module, not all of it
+        ("transformers.DynamicCache"), for the page to show as `from module import name`."""
+        top_level = [e for e in self.meta.imports if "." not in e]
+        return [tuple(e.rsplit(".", 1)) for e in self.meta.imports
+                if "." in e and not any(e.startswith(t + ".") for t in top_level)]
+
+    @property
     def href(self) -> str:
         """The page's path inside the site."""
         return f"problems/{self.pdir.key}/index.html"

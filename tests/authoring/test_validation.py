@@ -22,3 +22,19 @@ def test_problem_validates(key):
 def test_the_problem_set_is_complete():
     assert {"413-forward-process", "414-entropy-bounded-sampling", "415-adaptive-stopping",
             "416-temperature-schedule", "417-attention-masking"} <= set(KEYS)
+
+
+def test_the_statement_must_state_the_allowed_imports(tmp_path):
+    from runner.authoring.validation import statement_states_imports
+    from tests.support.helpers import problem_copy
+
+    pdir = problem_copy(tmp_path, "418-full-inference").get("418")
+    assert statement_states_imports(pdir) == (True, "")
+    statement = pdir.folder / "statement.md"
+    text = statement.read_text(encoding="utf-8")
+    statement.write_text(text.replace("`transformers.DynamicCache`", "DynamicCache"), encoding="utf-8")
+    ok, why = statement_states_imports(pdir)
+    assert not ok and "do not name transformers.DynamicCache" in why
+    statement.write_text(text.replace("Allowed imports:", "Imports:"), encoding="utf-8")
+    ok, why = statement_states_imports(pdir)
+    assert not ok and "Allowed imports: `torch`, `math`, `transformers.DynamicCache`." in why

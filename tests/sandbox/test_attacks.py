@@ -1,5 +1,9 @@
 """Hostile submissions to problem 413 are contained: each scores zero with the right verdicts and
-the grader returns in bounded time. Everything goes through the real bubblewrap sandbox."""
+the grader returns in bounded time. Everything goes through the real bubblewrap sandbox.
+
+The sandbox, not the import guard, is what contains them: the attacks run on a copy of 413 that
+allows the modules they use, as code that got past the guard could (tests/sandbox/test_import_guard.py
+tests the guard)."""
 import os
 import socket
 import threading
@@ -8,10 +12,17 @@ import time
 import pytest
 
 from runner.grading.verdicts import HIDDEN_TEXT
-from tests.support.helpers import write
+from tests.support.helpers import problem_copy, write
 
 FUNCTIONS = ["sample_noise_level", "corrupt_canvas", "loss_weight", "diffusion_loss"]
 LIMITS = {"time_s": 3, "total_s": 40}
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    """Problem 413, allowing also the modules the attacks import."""
+    return problem_copy(tmp_path_factory.mktemp("root"), "413-forward-process",
+                        ["torch", "math", "os", "sys", "socket", "importlib"])
 
 
 def submission_with(body: str, prelude: str = "") -> str:

@@ -68,11 +68,9 @@ def slow_copy(tmp_path: Path) -> Path:
     slow = tmp_path / "slow.py"
     slow.write_text(ref + """
 
-import time as _time
-
 class StableAndConfident(StableAndConfident):
     def __call__(self, *args, **kwargs):
-        _time.sleep(0.05)
+        sum(range(1_000_000))  # busy for tens of ms (415 allows no `time` import to sleep with)
         return super().__call__(*args, **kwargs)
 """)
     return slow

@@ -110,6 +110,18 @@ def test_no_byte_of_solutions_or_graders_reaches_the_site(tmp_path):
         (root / "problems/999-demo/999-demo.ipynb").read_bytes()
 
 
+def test_problem_page_lists_the_allowed_imports(tmp_path):
+    from tests.support.helpers import problem_copy
+
+    root = tmp_path / "root"
+    problem_copy(root, "418-full-inference")
+    page = (build_site(tmp_path / "site", root).out / "problems/418-full-inference/index.html").read_text()
+    facts = page[page.index('<dl class="facts">'):page.index("</dl>")]
+    assert "<dt>Allowed imports</dt>" in facts
+    assert "<code>torch</code>, <code>math</code>, <code>transformers.DynamicCache</code>" in facts
+    assert "<code>from transformers import DynamicCache</code>, that name only" in facts
+
+
 def test_a_builder_that_leaks_is_stopped(tmp_path, monkeypatch):
     """If a future change copied the reference solution into the site, the build fails and removes it."""
     root = demo_root(tmp_path)
