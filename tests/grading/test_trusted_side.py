@@ -2,13 +2,15 @@
 messages carry nothing the solver's code can shape, and the tests' own code runs under a clock.
 All through the real sandbox."""
 import re
+import tempfile
 import time
+from pathlib import Path
 
 from runner.authoring.scaffold import scaffold_problem
 from runner.grading.pipeline import grade
 from runner.grading.verdicts import HIDDEN_TEXT
 from runner.problems.catalogue import Catalogue
-from tests.support.helpers import write
+from tests.support.helpers import problem_copy, write
 
 FUNCTIONS = ["sample_noise_level", "corrupt_canvas", "loss_weight", "diffusion_loss"]
 
@@ -21,9 +23,12 @@ def module(body: str, prelude: str = "") -> str:
 
 
 def grade_413(catalogue, tmp_path, code: str, **limits):
+    # 413 with the imports these attacks use allowed: what is tested here is the trusted side
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    pdir = problem_copy(root, "413-forward-process", ["torch", "math", "os", "sys", "time"]).get("413")
     path = write(tmp_path / "attack.py", code)
     t0 = time.monotonic()
-    result = grade(catalogue.get("413"), path, "local", limits={"time_s": 3, "total_s": 40, **limits})
+    result = grade(pdir, path, "local", limits={"time_s": 3, "total_s": 40, **limits})
     return result, time.monotonic() - t0
 
 
