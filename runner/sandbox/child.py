@@ -120,8 +120,8 @@ class Child:
             fn = obj
         if request.get("method"):
             fn = getattr(fn, request["method"])
-        args = wire.decode(request.get("args", []), buffers, self.resolve)
-        kwargs = wire.decode(request.get("kwargs", {"__dict__": []}), buffers, self.resolve)
+        args = wire.decode(request.get("args", []), buffers, self.resolve, bounds=wire.REQUEST)
+        kwargs = wire.decode(request.get("kwargs", {"__dict__": []}), buffers, self.resolve, bounds=wire.REQUEST)
         result = fn(*args, **kwargs)
         out: list[bytes] = []
         try:
