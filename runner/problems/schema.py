@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from runner.sandbox.wire import MAX_DIM, MAX_ELEMENTS, MAX_TOTAL
+
 
 class ProblemFormatError(Exception):
     """A problem folder that does not follow the format; the message names the file and field."""
@@ -72,6 +74,11 @@ class Limits(_Strict):
     tmp_mb: int = Field(64, ge=1, le=4096)  # the private /tmp (a tmpfs; its pages count as memory too)
     open_files: int = Field(256, ge=16, le=65536)
     check_s: float = Field(30, gt=0, le=3600)  # wall clock of a test's own checks, beyond time_s
+    # Tensors and arrays the solver's code returns: no dimension over max_dim and at most
+    # max_elements elements, zero dimensions counted as 1 (a forged shape (2**59, 0) holds nothing
+    # but would make a test loop for ever). The wire carries at most MAX_TOTAL bytes anyway.
+    max_elements: int = Field(MAX_ELEMENTS, ge=1, le=MAX_TOTAL)
+    max_dim: int = Field(MAX_DIM, ge=1, le=MAX_TOTAL)
 
 
 def parse_limit_overrides(items, where: str) -> dict[str, float]:

@@ -169,8 +169,8 @@ class Child:
             fn = obj
         if request.get("method"):
             fn = getattr(fn, request["method"])
-        args = wire.decode(request.get("args", []), buffers, self.resolve)
-        kwargs = wire.decode(request.get("kwargs", {"__dict__": []}), buffers, self.resolve)
+        args = wire.decode(request.get("args", []), buffers, self.resolve, bounds=wire.REQUEST)
+        kwargs = wire.decode(request.get("kwargs", {"__dict__": []}), buffers, self.resolve, bounds=wire.REQUEST)
         self.refused()  # forget what a thread of an earlier call tried
         result = fn(*args, **kwargs)
         if (refused := self.refused()) is not None:  # the solver's code caught the refusal itself

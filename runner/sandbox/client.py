@@ -247,11 +247,13 @@ class SandboxClient:
         reply, out = self._receive(deadline, during="the call")
         if not reply.get("ok"):
             raise failure_from_reply(reply)
+        bounds = wire.REPLY.with_limits(self.spec.limits)  # the problem's bounds on returned shapes
         try:
-            return wire.decode(reply.get("value"), out, self._resolve)
-        except (wire.WireError, KeyError, TypeError, ValueError) as exc:
+            return wire.decode(reply.get("value"), out, self._resolve, bounds=bounds)
+        except Exception as exc:  # decode raises only WireError; anything else is as malformed
             self.kill()
-            raise SolverCrashed(f"the sandboxed process sent a malformed reply ({exc})") from None
+            del reply, out  # the failure outlives this call (the test's record): not the reply
+            raise SolverCrashed(f"the sandboxed process sent a malformed return value ({exc})") from None
 
     def release(self, ref: int, generation: int) -> None:
         """Let the process forget an object the grader no longer holds."""
