@@ -17,6 +17,7 @@ from runner.authoring import empty_answers
 from runner.authoring.mutants import Mutant, MutantError, load_mutants
 from runner.records.results import Result, TestResult
 from runner.problems.schema import ProblemFormatError
+from runner.sandbox.pool import SandboxPool
 
 REQUIRED = ["statement.md", "learn.md", "hints.md", "starter.py", "tests/test_public.py"]
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
@@ -96,6 +97,16 @@ def statement_states_imports(pdir: ProblemDir) -> tuple[bool, str]:
 def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> Report:
     """Run every check of one problem: metadata, files, statement, example, reference, starter,
     mutants, empty answers."""
+    # Dozens of gradings in a row: a warm pool starts each sandbox while the last one is graded.
+    pool = None if unsafe else SandboxPool()
+    try:
+        return _validate(pdir, backend, unsafe, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _validate(pdir: ProblemDir, backend: str, unsafe: bool, pool: SandboxPool | None) -> Report:
     report = Report(pdir.key)
     try:
         meta = pdir.meta
@@ -113,7 +124,7 @@ def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> 
 
     def score(path: Path):
         try:
-            return grade(pdir, path, backend, unsafe_inprocess=unsafe)
+            return grade(pdir, path, backend, unsafe_inprocess=unsafe, pool=pool)
         except GradingError as exc:
             report.add(f"grading {path.name}", False, str(exc))
             return None
