@@ -246,6 +246,7 @@ class SandboxClient:
         self._send(header, buffers, deadline, "the call")
         reply, out = self._receive(deadline, during="the call")
         if not reply.get("ok"):
+            del out  # a failure reply carries no value: let its buffers go at once
             raise failure_from_reply(reply)
         bounds = wire.REPLY.with_limits(self.spec.limits)  # the problem's bounds on returned shapes
         try:

@@ -80,7 +80,14 @@ def failure_from_reply(reply: dict) -> SolverFailure:
     cls = {"error": SolverError, "memory": SolverMemory, "invalid": SubmissionInvalid}.get(kind)
     if cls is None:
         return SolverCrashed("the sandboxed process sent a reply of an unknown kind")
+    frames = reply.get("frames") or []
+    if not (isinstance(frames, list) and all(_is_frame(f) for f in frames)
+            and isinstance(reply.get("type", ""), str) and isinstance(reply.get("message", ""), str)):
+        return SolverCrashed("the sandboxed process sent a malformed failure reply")
     head = f"{reply.get('type', 'Error')}: {reply.get('message', '')}".strip()
-    frames = [f for f in reply.get("frames") or [] if isinstance(f, dict)]
-    lines = tuple(f["line"] for f in frames if isinstance(f.get("line"), int))
-    return cls(head, format_frames(frames), lines)
+    return cls(head[:4000], format_frames(frames[:50]), tuple(f["line"] for f in frames[:50]))
+
+
+def _is_frame(frame) -> bool:
+    return (isinstance(frame, dict) and type(frame.get("line")) is int and isinstance(frame.get("function"), str)
+            and isinstance(frame.get("code"), str))

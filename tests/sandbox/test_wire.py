@@ -413,3 +413,17 @@ def test_decoding_costs_a_small_multiple_of_the_reply(kind):
     assert value[1].numel() > 0
     assert peak < 4 * len(data), f"{peak / len(data):.2f} times the reply"
     assert elapsed < 10  # measured 0.1-0.5 s untraced, about 1.5 s under tracemalloc
+
+
+@pytest.mark.parametrize("reply", [
+    {"ok": False, "kind": "error", "type": "E", "message": "m", "frames": 5},
+    {"ok": False, "kind": "error", "type": "E", "message": "m", "frames": [{"line": "7"}]},
+    {"ok": False, "kind": "error", "type": "E", "message": "m", "frames": [{"line": 1, "function": 2, "code": ""}]},
+    {"ok": False, "kind": "memory", "type": ["E"], "message": "m", "frames": []},
+    {"ok": False, "kind": "timeout", "type": "E", "message": "the grader's clock, says the sandbox"},
+])
+def test_a_malformed_failure_reply_is_a_crash(reply):
+    from runner.sandbox.failures import SolverCrashed, failure_from_reply
+
+    failure = failure_from_reply(reply)
+    assert type(failure) is SolverCrashed and "says the sandbox" not in failure.message
