@@ -8,6 +8,15 @@ import pytest
 import torch  # noqa: F401 - imported before measuring: the grader has it, the replies' cost is what is measured
 
 from tests.sandbox.test_attacks import LIMITS, charged, grade_attack, submission_with
+from runner.grading.verdicts import HIDDEN_TEXT
+from tests.support.helpers import problem_copy
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    """Problem 413, allowing also what the forging code imports: the sandbox is what is tested."""
+    return problem_copy(tmp_path_factory.mktemp("root"), "413-forward-process",
+                        ["torch", "math", "os", "sys", "fcntl", "stat", "struct", "time", "runner"])
 
 # Inside the sandbox: child.py dups its stdin and stdout to fresh descriptors before pointing fd 1
 # at stderr, so the reply pipe is the write-only pipe above 2 that is not stderr's.
@@ -80,7 +89,10 @@ def test_forged_reply_is_a_malformed_crash(catalogue, tmp_path, attack):
     finally:
         tracemalloc.stop()
     tests = charged(result, "crashed")
-    assert all("malformed" in t.message and fragment in t.message for t in tests), {t.message for t in tests}
+    # the reason is shown where the inputs are public; a hidden test shows the fixed text
+    visible = [t.message for t in tests if t.visibility == "visible"]
+    assert visible and all("malformed" in m and fragment in m for m in visible), set(visible)
+    assert all(t.message == HIDDEN_TEXT["crashed"] for t in tests if t.visibility == "hidden")
     print(f"{attack}: {len(tests)} tests, {elapsed:.1f} s, grader peak {peak / 2**20:.1f} MiB")
     assert elapsed < MAX_WALL_S
     assert peak < GRADER_PEAK_MB << 20, f"the grader allocated {peak / 2**20:.0f} MiB"

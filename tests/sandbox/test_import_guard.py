@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from runner.grading.verdicts import HIDDEN_TEXT
+
 from runner.grading.pipeline import grade
 from runner.sandbox.imports import Allowed, refused_import
 from tests.support.helpers import ROOT, write
@@ -52,12 +54,28 @@ def graded(catalogue, tmp_path, key: str, code: str, limits=LIMITS):
     return grade(catalogue.get(key), write(tmp_path / "submission.py", code), "local", limits=limits)
 
 
+def shown(result, status: str = "invalid") -> list[str]:
+    """Messages of tests with `status` that may name the import: visible tests, and every test when
+    the refusal came at import time (no hidden input had reached the code). A hidden test's refusal
+    inside a call reads as the fixed text, since the solver could spell inputs into a module name."""
+    out = []
+    for t in result.tests:
+        if t.status != status:
+            continue
+        if t.visibility == "hidden" and t.message.startswith(HIDDEN_TEXT["invalid"]):
+            continue
+        out.append(t.message)
+    return out
+
+
 def all_invalid(result, *needles: str) -> None:
-    """Score 0, every test `invalid`, and every message says each needle."""
+    """Score 0, every test `invalid`, and every message that may name the import says each needle."""
     assert result.score == 0
     assert {t.status for t in result.tests} == {"invalid"}, {(t.status, t.message[:120]) for t in result.tests}
-    for t in result.tests:
-        assert all(n in t.message for n in needles), t.message
+    messages = shown(result)
+    assert messages, "no message names the refused import"
+    for message in messages:
+        assert all(n in message for n in needles), message
 
 
 DELEGATING = {
@@ -147,10 +165,11 @@ def generate(model, input_ids, attention_mask=None, max_new_tokens=256, max_deno
     result = graded(catalogue, tmp_path, "418", code, limits={"time_s": 20, "total_s": 300})
     assert result.score == 0
     assert {t.status for t in result.tests} <= {"invalid", "skipped"}, {(t.status, t.message[:120]) for t in result.tests}
-    for t in result.tests:
-        if t.status == "invalid":
-            assert "DiffusionGemmaGenerationMixin.generate" in t.message and "418-full-inference" in t.message
-            assert "write it yourself" in t.message
+    messages = shown(result)
+    assert messages
+    for message in messages:
+        assert "DiffusionGemmaGenerationMixin.generate" in message and "418-full-inference" in message
+        assert "write it yourself" in message
 
 
 def test_importlib_and_dunder_import_inside_functions_are_refused(catalogue, tmp_path):
@@ -174,10 +193,10 @@ def corrupt_canvas(tokens, *args, **kwargs):
     result = graded(catalogue, tmp_path, "413", code)
     assert result.score < result.max_score
     assert {t.status for t in result.tests} <= {"passed", "invalid"}, {(t.status, t.message[:120]) for t in result.tests}
-    refused = {re.search(r"import of (\S+) is not allowed in 413-forward-process \(allowed: torch, math\)", t.message)
-               for t in result.tests if t.status == "invalid"}
-    assert None not in refused
-    assert {m.group(1) for m in refused} == {"transformers", "importlib"}
+    refused = {re.search(r"import of (\S+) is not allowed in 413-forward-process \(allowed: torch, math\)", m)
+               for m in shown(result)}
+    assert refused and None not in refused
+    assert {m.group(1) for m in refused} <= {"transformers", "importlib"}
 
 
 def test_libraries_import_lazily_during_calls(catalogue, tmp_path):
