@@ -43,7 +43,7 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
             get_backend(backend).check()
         except SandboxUnavailable as exc:
             raise GradingError(str(exc)) from None
-    context = GradingContext(pdir, pool)
+    context = GradingContext(pool)
     code = pytest.main(args, plugins=[collector, context])
     if collector.problems:
         raise GradingError("the tests could not run:\n" + "\n".join(collector.problems))

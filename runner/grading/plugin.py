@@ -28,11 +28,10 @@ from runner.sandbox.proxies import InvalidSubmissionProxy, SandboxedSubmission, 
 
 
 class GradingContext:
-    """What the caller of pytest.main hands to the fixtures besides options: the problem (from
-    any root) and the sandbox pool."""
+    """What the caller of pytest.main hands to the fixtures that options cannot carry: the
+    sandbox pool (and, back, the sandbox's timing)."""
 
-    def __init__(self, problem: ProblemDir | None = None, pool: SandboxPool | None = None):
-        self.problem = problem
+    def __init__(self, pool: SandboxPool | None = None):
         self.pool = pool
         self.timing: dict[str, float] = {}  # filled in at the end: the sandbox's time, for sizing limits
 
@@ -69,9 +68,8 @@ class GraderFixtures:
         self.pool = context.pool
         self.context = context
         root = config.getoption("problem_root")
-        self.problem_dir = context.problem or (
-            Catalogue(Path(root) if root else None).get(config.getoption("problem"))
-            if config.getoption("problem") else None)
+        self.problem_dir = Catalogue(Path(root) if root else None).get(config.getoption("problem")) \
+            if config.getoption("problem") else None
         self.clock = TrustedClock(observer=lambda failure: self._observed.append(failure))
         self.run_budget: RunBudget | None = None
 
