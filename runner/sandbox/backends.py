@@ -41,11 +41,12 @@ class LaunchSpec:
     cuda: bool = False
 
 
-def child_args(limits: dict, python: str) -> list[str]:
-    """The command line of the sandboxed process, with its limits."""
+def child_args(limits: dict, python: str, cuda: bool = False) -> list[str]:
+    """The command line of the sandboxed process, with its limits. It serves through a fork server
+    (runner.sandbox.forkserver) unless it will use CUDA, which a forked process must not inherit."""
     import json
 
-    return [python, "-m", "runner.sandbox.child", json.dumps(limits)]
+    return [python, "-m", "runner.sandbox.child", json.dumps({**limits, "fork": not cuda})]
 
 
 _sandboxes = itertools.count()
@@ -138,7 +139,7 @@ class LocalBackend:
                  "--setenv", "HOME", "/tmp", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
                  "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "HF_HUB_OFFLINE", "1",
                  "--setenv", "PATH", "/usr/bin:/bin"]
-        args += ["--"] + child_args({**spec.limits, "uid": sandbox_uid()}, sys.executable)
+        args += ["--"] + child_args({**spec.limits, "uid": sandbox_uid()}, sys.executable, spec.cuda)
         if not self.cgroups.available:
             return args
         procs = self.cgroups.create(spec.limits["memory_mb"], spec.limits["processes"])

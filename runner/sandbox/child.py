@@ -2,7 +2,10 @@
 
 Run as `python -m runner.sandbox.child LIMITS_JSON` inside the sandbox, talking over its stdin and stdout;
 it first moves those away so that whatever the solver prints goes to stderr, not into the protocol.
-It applies its resource limits, drops root if it has it, imports the framework, then answers:
+It applies its resource limits, drops root if it has it, imports the framework, installs its
+seccomp filter, then serves through a fork server (runner.sandbox.forkserver: each load is
+answered by a freshly forked child) or, when `LIMITS_JSON` says `"fork": false` (a problem on the
+GPU), answers itself. Requests:
   {"op": "load", "path", "functions", "handles", "imports"}
                                                import the submission under its import guard
                                                (runner.sandbox.imports), check its names/signatures
@@ -20,6 +23,7 @@ import os
 import resource
 import sys
 import traceback
+from typing import NoReturn
 
 from runner.sandbox import wire
 from runner.sandbox.imports import ImportGuard, NotAllowed, install_guard
@@ -98,11 +102,12 @@ def grant_cpu(cpu_s: int) -> None:
 class Child:
     """The state of the sandboxed process: the solver's module, its objects, handles, generators."""
 
-    def __init__(self):
+    def __init__(self, handles: dict | None = None):
         self.module = None
         self.path = None
         self.objects: dict[int, object] = {}
         self.generators: dict[int, object] = {}
+        self.prebuilt = handles  # built by the fork server's parent, before any solver code ran
         self.handles: dict[str, object] = {}
         self.next_ref = 0
         self.guard: ImportGuard | None = None
@@ -148,8 +153,12 @@ class Child:
         self.module = module
         from runner.handles import build_handle
 
-        for name, spec in request.get("handles", {}).items():
-            self.handles[name] = build_handle(spec, refuse=self.guard.refuse_use)
+        if self.prebuilt is not None:
+            self.handles = dict(self.prebuilt)
+        else:
+            for name, spec in request.get("handles", {}).items():
+                if not name.startswith("_"):
+                    self.handles[name] = build_handle(spec, refuse=self.guard.refuse_use)
         self.guard.during_call = True
         return {"ok": True, "value": None}
 
@@ -255,7 +264,8 @@ def check_signature(module, spec: dict) -> str | None:
 
 
 def main() -> None:
-    """Serve requests on the pipes until the grader closes them."""
+    """Start up (limits, frameworks, seccomp), then serve requests on the pipes until the grader
+    closes them: through a fork server (runner.sandbox.forkserver) unless `limits["fork"]` is off."""
     limits = json.loads(sys.argv[1])
     fd_in, fd_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -263,13 +273,25 @@ def main() -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     apply_limits(limits)
-    requests = os.fdopen(fd_in, "rb", buffering=0)
-    responses = os.fdopen(fd_out, "wb", buffering=0)
     for framework in limits.get("preload", []):
         __import__(framework)
     deny_syscalls()  # after the frameworks' start-up, before any of the solver's code
-    child = Child()
-    wire.write_message(responses, {"ok": True, "ready": True}, [])
+    forks = bool(limits.get("fork", True))
+    responses = os.fdopen(fd_out, "wb", buffering=0)
+    wire.write_message(responses, {"ok": True, "ready": True, "forks": forks}, [])
+    if forks:
+        from runner.sandbox.forkserver import Relay, not_dumpable
+
+        not_dumpable()
+        Relay(fd_in, fd_out, limits).serve()
+    else:
+        serve(os.fdopen(fd_in, "rb", buffering=0), responses, limits, Child())
+
+
+def serve(requests, responses, limits: dict, child: Child) -> None:
+    """Answer requests one by one, each with its CPU grant, until the stream ends."""
+    global current
+    current = child
     while (msg := wire.read_message(requests)) is not None:
         grant_cpu(limits["cpu_s"])
         header, buffers = child.handle(*msg)
@@ -277,6 +299,30 @@ def main() -> None:
             wire.write_message(responses, header, buffers)
         except (wire.Unencodable, ValueError) as exc:
             wire.write_message(responses, child.failure(exc), [])
+
+
+def serve_forked(sock, limits: dict, handles: dict | None) -> NoReturn:
+    """The forked child's life: its own process group, the handles its parent built, one
+    submission's requests on its socket; it never returns into the parent's code."""
+    try:
+        try:
+            os.setpgid(0, 0)  # so that the parent kills whatever this child starts along with it
+        except OSError:
+            pass
+        serve(sock.makefile("rb", buffering=0), sock.makefile("wb"), limits, Child(handles))
+    finally:
+        os._exit(0)
+
+
+current: Child | None = None  # the child serving requests in this process
+
+
+def refuse_through_guard(what: str) -> NoReturn:
+    """What a handle built before any submission was loaded calls instead of a forbidden method:
+    the refusal of the guard of the submission that this process serves."""
+    if current is None or current.guard is None:
+        raise PermissionError(f"use of {what} is not allowed here")
+    current.guard.refuse_use(what)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The trusted side of the sandbox: start the sandboxed process, send it calls, and turn what comes
 back into values or verdict exceptions, each read and write under the call's deadline.
 
-One `SandboxClient` serves one submission. When its process dies or overruns, the client kills it
-(with its whole process group) and starts a fresh one for the next call; objects that lived in the
-dead process are gone, which `generation` lets proxies detect.
+One `SandboxClient` serves one submission. The sandboxed process is a fork server
+(runner.sandbox.forkserver): when the child serving the submission dies or overruns, the client has
+the server kill it, and the next call's load forks a fresh one. When the whole process dies (or it
+does not fork: a problem on the GPU), the client kills it with its process group and starts a new
+one. Objects that lived in a dead child are gone, which `generation` lets proxies detect.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class SandboxClient:
     """The pipe to one sandboxed process serving one submission; restarted after a failure that killed it."""
 
     STARTUP_S = 120.0
+    KILL_S = 5.0  # for the fork server to kill its child, before the whole process is killed instead
     OUTPUT_TAIL = 8192
 
     def __init__(self, backend, spec: LaunchSpec, functions: list[dict], handles: dict | None = None,
@@ -52,6 +55,7 @@ class SandboxClient:
         self.slowest_call_s = 0.0  # what a problem's limits should be sized from
         self.spent_s = 0.0  # wall clock used by calls, against limits.total_s
         self.ready: dict | None = None  # the start-up message, once received
+        self.forks = False  # whether the process is a fork server (said in its start-up message)
         self.broken: SandboxUnavailable | None = None  # the process could not start: grading cannot go on
         self.on_dispose: Callable[[], None] | None = None  # set by the pool that lent this client
         # Told of every failure but the solver's own exception, as it leaves a call: a test that
@@ -78,6 +82,7 @@ class SandboxClient:
                   self.backend.name)
         self.loaded = False
         self.ready = None
+        self.forks = False
         self.reader = wire.FrameReader()
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
 
@@ -127,6 +132,9 @@ class SandboxClient:
             problem = None if self.ready.get("ready") else "it said it was not ready"
         except SolverFailure as exc:
             problem = exc.message
+        if problem is None:
+            self.forks = self.ready.get("forks") is True
+            return
         if problem is not None:
             self.kill()
             tail = self.output_tail().strip()[-1500:]
@@ -146,10 +154,44 @@ class SandboxClient:
         t0 = time.monotonic()
         try:
             self._send(self.load_request, [], t0 + limit_s, "importing the submission")
+            if self.forks:
+                self._forked(t0 + limit_s, limit_s)
             reply, _ = self._receive(t0 + limit_s, during="importing the submission", limit_s=limit_s)
         finally:
             self.spent_s += time.monotonic() - t0
         return reply
+
+    def _forked(self, deadline: float, limit_s: float) -> None:
+        # The fork server's own answer comes before anything of the new child's.
+        ack, _ = self._receive(deadline, during="forking the submission's process", limit_s=limit_s)
+        if ack.get("ok") is True and ack.get("forked") is True:
+            self.generation += 1
+            return
+        self.kill()
+        if ack.get("kind") == "unavailable":
+            self.broken = SandboxUnavailable(f"the sandbox could not be set up: {str(ack.get('message'))[:2000]}; "
+                                             f"the grader's installation is at fault, not the submission")
+            raise self.broken
+        raise SolverCrashed("the sandboxed process broke the protocol while forking")
+
+    def _end_child(self) -> None:
+        """After a child overran or misbehaved: have the fork server kill it (the next load forks a
+        new one); kill the whole process when there is no fork server or it does not answer."""
+        self.loaded = False
+        if not (self.forks and self.proc is not None and self.proc.poll() is None):
+            self.kill()
+            return
+        self.generation += 1  # the objects of the dead child are gone
+        deadline = time.monotonic() + self.KILL_S
+        try:
+            self._send({"op": "kill"}, [], deadline, "killing the child")
+            while True:  # a reply that came too late may come before the answer: skip it
+                reply, _ = self._receive(deadline, during="killing the child", stop=self.kill, raw=True)
+                if reply.get("killed") is True:
+                    return
+        except SolverFailure:
+            if self.proc is not None and self.proc.poll() is None:
+                self.kill()
 
     def kill(self) -> None:
         """Kill the process with its whole session (what it forked dies too)."""
@@ -293,7 +335,10 @@ class SandboxClient:
             except OSError:
                 return  # the process died; _receive reports how
 
-    def _receive(self, deadline: float, during: str, limit_s: float | None = None) -> tuple[dict, list[bytes]]:
+    def _receive(self, deadline: float, during: str, limit_s: float | None = None, stop=None,
+                 raw: bool = False) -> tuple[dict, list[bytes]]:
+        # On a timeout `stop` (default: end the child) runs; `raw` returns the fork server's notice
+        # of a child's death instead of raising the failure it means.
         fd = self.proc.stdout.fileno()
         while True:
             try:
@@ -302,10 +347,14 @@ class SandboxClient:
                 self.kill()
                 raise SolverCrashed(f"the sandboxed process sent a malformed reply ({exc})") from None
             if message is not None:
+                if self.forks and not raw and message[0].get("ok") is False and "died" in message[0]:
+                    self.loaded = False
+                    self.generation += 1
+                    raise child_failure(message[0], during, self.spec.limits)
                 return message
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self.kill()
+                (stop or self._end_child)()
                 raise SolverTimeout(f"no answer within {limit_s or self.time_s:g} s during {during}")
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
@@ -328,20 +377,33 @@ class SandboxClient:
         except subprocess.TimeoutExpired:
             self.kill()
             return SolverTimeout(f"no answer within {limit_s:g} s during {during} (the process closed its output)")
-        sig = exit_signal(rc)
-        if sig == signal.SIGXCPU:
-            return SolverTimeout(f"CPU time limit ({self.spec.limits['cpu_s']:g} s) exceeded during {during}")
-        if sig == signal.SIGKILL:
-            return SolverMemory(f"the sandboxed process was killed (out of memory?) during {during}")
-        if sig is not None:
-            return SolverCrashed(f"the sandboxed process died of signal {signal_name(sig)} during {during}")
-        return SolverCrashed(f"the sandboxed process exited with status {rc} during {during}")
+        return exit_failure(exit_signal(rc), rc, during, self.spec.limits)
 
     def output_tail(self) -> str:
         """The last bytes the solver's code printed (stdout and stderr together)."""
         return b"".join(self.output)[-self.OUTPUT_TAIL:].decode("utf-8", "replace")
 
 
+
+
+def exit_failure(sig: int | None, rc, during: str, limits: dict) -> SolverFailure:
+    """The verdict for a sandboxed process that ended by signal `sig` or with status `rc`."""
+    if sig == signal.SIGXCPU:
+        return SolverTimeout(f"CPU time limit ({limits['cpu_s']:g} s) exceeded during {during}")
+    if sig == signal.SIGKILL:
+        return SolverMemory(f"the sandboxed process was killed (out of memory?) during {during}")
+    if sig is not None:
+        return SolverCrashed(f"the sandboxed process died of signal {signal_name(sig)} during {during}")
+    return SolverCrashed(f"the sandboxed process exited with status {rc} during {during}")
+
+
+def child_failure(notice: dict, during: str, limits: dict) -> SolverFailure:
+    """The verdict for the fork server's notice that the child died before answering."""
+    if notice.get("kind") == "protocol":
+        return SolverCrashed("the sandboxed process sent a malformed reply")
+    died = notice.get("died") if isinstance(notice.get("died"), dict) else {}
+    sig, rc = died.get("signal"), died.get("status")
+    return exit_failure(sig if type(sig) is int else None, rc if type(rc) is int else "unknown", during, limits)
 
 
 def exit_signal(rc: int | None) -> int | None:

@@ -28,7 +28,7 @@ def container_spec(spec: LaunchSpec, image: str, name: str) -> dict:
     volumes += [f"{host}:{SANDBOX_ASSETS}/{asset}:ro" for asset, host in spec.assets.items()]
     kwargs = {
         "image": image,
-        "command": child_args(limits, "python"),
+        "command": child_args(limits, "python", spec.cuda),
         "name": name,
         "labels": {DOCKER_LABEL: "1"},
         "stdin_open": True,  # the wire protocol runs over the process's stdin and stdout

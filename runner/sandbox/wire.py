@@ -476,20 +476,42 @@ class FrameReader:
     @_contained
     def message(self) -> tuple[dict, list[memoryview]] | None:
         """A complete message if one is buffered, else None."""
+        taken = self._take()
+        if taken is None:
+            return None
+        frame, json_len, spans = taken
+        view = memoryview(frame)
+        return parse_header(_ascii(view[12: 12 + json_len]), self.bounds), [view[a:b] for a, b in spans]
+
+    @_contained
+    def frame(self) -> tuple[memoryview, str] | None:
+        """A complete frame as its bytes and its header's text, unparsed, if one is buffered (the
+        sandbox's relay forwards frames whole without decoding them), else None."""
+        taken = self._take()
+        if taken is None:
+            return None
+        frame, json_len, spans = taken
+        end = spans[-1][1] if spans else 12 + json_len
+        view = memoryview(frame)
+        return view[:end], _ascii(view[12: 12 + json_len])
+
+    def _take(self) -> tuple[bytearray, int, list[tuple[int, int]]] | None:
         if len(self.buf) < 12:
             return None
         json_len, nbuf = self._prefix()
         end = self._end(json_len, nbuf)
         if end is None:
             return None
-        frame, self.buf = self.buf, self.buf[end:]
+        frame, self.buf = self.buf, self.buf[end:]  # the frame is not copied; what follows it is
         spans, self.spans, self.total = self.spans, [], 0
-        view = memoryview(frame)
-        try:
-            text = str(view[12: 12 + json_len], "ascii")  # json.dumps writes ASCII only
-        except UnicodeDecodeError:
-            raise WireError("header is not ASCII JSON") from None
-        return parse_header(text, self.bounds), [view[a:b] for a, b in spans]
+        return frame, json_len, spans
+
+
+def _ascii(view: memoryview) -> str:
+    try:
+        return str(view, "ascii")  # json.dumps writes ASCII only
+    except UnicodeDecodeError:
+        raise WireError("header is not ASCII JSON") from None
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:

@@ -18,8 +18,9 @@ def catalogue(tmp_path_factory):
     return problem_copy(tmp_path_factory.mktemp("root"), "413-forward-process",
                         ["torch", "math", "os", "sys", "fcntl", "stat", "struct", "time", "runner"])
 
-# Inside the sandbox: child.py dups its stdin and stdout to fresh descriptors before pointing fd 1
-# at stderr, so the reply pipe is the write-only pipe above 2 that is not stderr's.
+# Inside the sandbox the submission's process answers on a socket to its fork server
+# (runner.sandbox.forkserver); without a fork server, on the write-only pipe above 2 that is not
+# stderr's. Either way the forged frames reach the trusted grader whole.
 FORGE = """
 import fcntl, stat, struct, time
 from runner.sandbox import wire
@@ -31,6 +32,8 @@ def _reply_fd():
             st = os.fstat(fd)
         except OSError:
             continue
+        if stat.S_ISSOCK(st.st_mode):
+            return fd
         if (stat.S_ISFIFO(st.st_mode) and st.st_ino != err
                 and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY):
             return fd
