@@ -35,7 +35,7 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
     args = [str(p) for p in paths if p.exists()] + overrides + [
         "-p", "runner.grading.plugin", "--submission", str(submission), "--backend", backend,
         "--problem", pdir.key, "--problem-root", str(pdir.root), "--assert=plain", "--import-mode=importlib",
-        "-p", "no:cacheprovider",
+        "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-p", "no:threadexception",
         "-p", "no:terminal", "-o", "addopts=", "--rootdir", str(pdir.root), "-o", "python_files=test_*.py",
     ]
     if backend != "inprocess":

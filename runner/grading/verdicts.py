@@ -58,6 +58,11 @@ class VerdictCollector:
         self.tests: list[TestResult] = []
         self.problems: list[str] = []  # the tests' own faults: grading cannot go on
 
+    def pytest_configure(self, config):
+        """Tracebacks in Python's own format: pytest's default re-parses the test's source for every
+        failure (about 0.2 s each), and the verdicts never show those tracebacks to a solver."""
+        config.option.tbstyle = "native"
+
     def pytest_collectreport(self, report):
         """A test file that cannot be collected is the grader's problem, never the solver's."""
         if report.failed:
