@@ -3,8 +3,10 @@
 The reference solution is mutated with the operators of cosmic-ray, a mutation-testing library
 (each of its core operators, at each place it applies: `+` becomes `-`, `<` becomes `<=`, a number
 n becomes n + 1 or n - 1, a condition is negated, a loop runs zero times, ...). Mutants that do not
-compile are skipped and mutants whose source is identical are graded once. Every mutant is graded
-through the normal pipeline, in the sandbox, stopping at its first failing test: it is **killed**
+compile are skipped, and so are mutants that run as the reference or an earlier mutant does (the
+same syntax tree: identical source, or a change to an annotation, which `from __future__ import
+annotations` never evaluates). `--limit N` takes N of them, drawn with a fixed seed. Every mutant is
+graded through the normal pipeline, in the sandbox, stopping at its first failing test: it is **killed**
 when a public or hidden test fails (a crash, a timeout or an invalid file counts), and **survived**
 when every test passes. The mutation score is killed / (total - equivalent).
 
@@ -22,6 +24,7 @@ mutant any more is reported as stale. Declared equivalents are not graded.
 """
 from __future__ import annotations
 
+import ast
 import difflib
 import os
 import random
@@ -76,7 +79,7 @@ class MutationReport:
     problem: str
     generated: int  # mutants made (compiling, distinct), before any sampling
     uncompilable: int  # mutants skipped because they do not compile
-    duplicates: int  # mutants skipped because an earlier one (or the reference) has the same source
+    duplicates: int  # mutants skipped because they run as the reference or an earlier mutant does
     outcomes: list[Outcome] = field(default_factory=list)
     stale: list[Equivalent] = field(default_factory=list)  # declared equivalents no mutant matches
     seconds: float = 0.0
@@ -118,37 +121,65 @@ def changed_lines(reference: str, mutant: str) -> tuple[int, str, str]:
     return first, "\n".join(s.strip() for s in old), "\n".join(s.strip() for s in new)
 
 
-def generate_mutants(reference: str, filename: str = "solution.py") -> tuple[list[GeneratedMutant], int, int]:
-    """Every mutant of `reference` the library's operators make: (mutants, how many did not
-    compile, how many repeated the source of an earlier one or of the reference)."""
+def runs_as(source: str) -> str:
+    """What of `source` runs, as text: its syntax tree without positions and, under `from __future__
+    import annotations` (which never evaluates them), without annotations. Raises SyntaxError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. `x is 1`, which a comparison operator can make
+        tree = ast.parse(source)
+        compile(tree, "mutant", "exec")  # what the parser lets through but the compiler refuses
+    lazy = any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names)
+               for n in tree.body)
+    if lazy:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.arg):
+                node.annotation = None
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                node.returns = None
+            elif isinstance(node, ast.AnnAssign):
+                node.annotation = ast.Constant(None)
+    return ast.dump(tree)
+
+
+@dataclass
+class Generated:
+    """The mutants of a reference, and how many the library made that are not among them."""
+
+    mutants: list[GeneratedMutant]
+    uncompilable: int = 0  # do not compile
+    duplicates: int = 0  # run as the reference or an earlier mutant does (e.g. a change to an annotation)
+
+
+def generate_mutants(reference: str, filename: str = "solution.py") -> Generated:
+    """Every mutant of `reference` the library's operators make, less those that do not compile and
+    those that run as the reference or an earlier mutant does."""
     from cosmic_ray.ast import ast_nodes, get_ast
     from cosmic_ray.mutating import mutate_code
 
     nodes = list(ast_nodes(get_ast(reference)))
-    seen, mutants, uncompilable, duplicates = {reference}, [], 0, 0
+    out = Generated([])
+    seen = {runs_as(reference)}
     for name, operator in _operators():
         places = sum(1 for node in nodes for _ in operator.mutation_positions(node))
         for occurrence in range(places):
             source = mutate_code(reference, operator, occurrence)
             if source is None:
                 continue
-            if source in seen:
-                duplicates += 1
-                continue
-            seen.add(source)
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # e.g. `x is 1` from a comparison operator
-                    compile(source, filename, "exec")
+                code = runs_as(source)
             except (SyntaxError, ValueError):
-                uncompilable += 1
+                out.uncompilable += 1
                 continue
+            if code in seen:
+                out.duplicates += 1
+                continue
+            seen.add(code)
             line, old, new = changed_lines(reference, source)
-            number = len(mutants) + 1
+            number = len(out.mutants) + 1
             diff = "".join(difflib.unified_diff(reference.splitlines(keepends=True), source.splitlines(keepends=True),
                                                 f"a/{filename}", f"b/{filename} (mutant #{number})", n=2))
-            mutants.append(GeneratedMutant(number, name, occurrence, line, old, new, source, diff))
-    return mutants, uncompilable, duplicates
+            out.mutants.append(GeneratedMutant(number, name, occurrence, line, old, new, source, diff))
+    return out
 
 
 def sample(mutants: list[GeneratedMutant], limit: int | None) -> list[GeneratedMutant]:
@@ -218,8 +249,9 @@ def analyse(pdir: ProblemDir, backend: str = "local", jobs: int | None = None, l
     and report. `on_outcome(outcome, done, total)` follows the progress."""
     start = time.perf_counter()
     equivalents = load_equivalents(pdir)
-    mutants, uncompilable, duplicates = generate_mutants(pdir.solution_file.read_text(encoding="utf-8"))
-    report = MutationReport(pdir.key, len(mutants), uncompilable, duplicates)
+    made = generate_mutants(pdir.solution_file.read_text(encoding="utf-8"))
+    mutants = made.mutants
+    report = MutationReport(pdir.key, len(mutants), made.uncompilable, made.duplicates)
     report.stale = [e for e in equivalents if not any(e.matches(m.original, m.mutated) for m in mutants)]
     chosen = sample(mutants, limit)
     outcomes: dict[int, Outcome] = {}

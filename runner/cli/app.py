@@ -230,11 +230,26 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
              backend: str = typer.Option("local", "--backend"),
              unsafe_inprocess: bool = typer.Option(False, "--unsafe-inprocess",
                                                    help="run the reference, starter, mutants and empty "
-                                                        "answers in this process")):
-    """Check problems: metadata, files, statement, example, reference, starter, mutants, empty answers."""
+                                                        "answers in this process"),
+             mutate: bool = typer.Option(False, "--mutate",
+                                         help="instead: mutation analysis of the tests (slow): grade every "
+                                              "mutant of the reference made by cosmic-ray's operators"),
+             limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                                 help="with --mutate: grade N mutants, drawn with a fixed seed"),
+             jobs: Optional[int] = typer.Option(None, "--jobs", min=1,
+                                                help="with --mutate: mutants graded at once [default: one per core]"),
+             min_score: float = typer.Option(0.95, "--min-score", min=0.0, max=1.0,
+                                             help="with --mutate: exit 1 below this mutation score")):
+    """Check problems: metadata, files, statement, example, coverage map, reference, alternatives,
+    starter, mutants, empty answers (or, with --mutate, the mutation score of their tests)."""
+    pdirs = [problem_or_exit(i) for i in idents] if idents else catalogue().problems()
+    if mutate:
+        if unsafe_inprocess:
+            fail("--mutate grades every mutant in the sandbox: leave out --unsafe-inprocess")
+        _mutate(pdirs, backend, limit, jobs, min_score)
+        return
     from runner.authoring.validation import validate as run_validate
 
-    pdirs = [problem_or_exit(i) for i in idents] if idents else catalogue().problems()
     all_ok = True
     for pdir in pdirs:
         with console.status(f"validating {pdir.key}..."):
@@ -244,6 +259,26 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
             mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
             console.print(f"  {mark} {c.name}" + (f"  [dim]{c.detail}[/]" if c.detail else ""), highlight=False)
         all_ok &= report.ok
+    raise typer.Exit(0 if all_ok else 1)
+
+
+def _mutate(pdirs: list[ProblemDir], backend: str, limit: int | None, jobs: int | None, min_score: float) -> None:
+    """`grader validate --mutate`: each problem's mutation report; exit 1 when a score is too low."""
+    from runner.authoring.mutants import MutantError
+    from runner.authoring.mutation import analyse
+    from runner.cli.output import print_mutation_report
+
+    all_ok = True
+    for pdir in pdirs:
+        with console.status(f"{pdir.key}: making the mutants...") as status:
+            def progress(outcome, done, total):
+                status.update(f"{pdir.key}: graded {done}/{total} mutants (last: {outcome.status})")
+
+            try:
+                report = analyse(pdir, backend, jobs=jobs, limit=limit, on_outcome=progress)
+            except MutantError as exc:
+                fail(str(exc))
+        all_ok &= print_mutation_report(report, min_score)
     raise typer.Exit(0 if all_ok else 1)
 
 
