@@ -89,7 +89,7 @@ def _where(loc: tuple, data: dict) -> str:
             if i == 1 and loc[0] == "clause":
                 clauses = data.get("clause")
                 entry = clauses[item] if isinstance(clauses, list) and item < len(clauses) else None
-                if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"].strip():
                     parts[-1] += f" (id {entry['id']!r})"
         else:
             parts.append(str(item))
