@@ -43,6 +43,21 @@ from runner.records.results import Result
 KILLED, SURVIVED, EQUIVALENT, ERROR = "killed", "survived", "equivalent", "error"
 
 
+class MutationUnavailable(RuntimeError):
+    """The mutation library is not installed; the message says how to install it."""
+
+
+def _library():
+    """cosmic-ray's modules that make mutants, or MutationUnavailable."""
+    try:
+        import cosmic_ray.ast
+        import cosmic_ray.mutating
+        import cosmic_ray.plugins
+    except ImportError:
+        raise MutationUnavailable('mutation analysis needs cosmic-ray: pip install -e ".[authoring]"') from None
+    return cosmic_ray
+
+
 @dataclass(frozen=True)
 class GeneratedMutant:
     """The reference with one change made by one operator of the mutation library."""
@@ -101,10 +116,9 @@ class MutationReport:
 
 def _operators():
     """The library's operators that need no arguments from the user, by name, in a fixed order."""
-    from cosmic_ray.plugins import get_operator, operator_names
-
-    for name in operator_names():
-        cls = get_operator(name)
+    plugins = _library().plugins
+    for name in plugins.operator_names():
+        cls = plugins.get_operator(name)
         if not cls.arguments():  # the variable operators need variable names chosen by a user
             yield name, cls()
 
@@ -153,16 +167,14 @@ class Generated:
 def generate_mutants(reference: str, filename: str = "solution.py") -> Generated:
     """Every mutant of `reference` the library's operators make, less those that do not compile and
     those that run as the reference or an earlier mutant does."""
-    from cosmic_ray.ast import ast_nodes, get_ast
-    from cosmic_ray.mutating import mutate_code
-
-    nodes = list(ast_nodes(get_ast(reference)))
+    library = _library()
+    nodes = list(library.ast.ast_nodes(library.ast.get_ast(reference)))
     out = Generated([])
     seen = {runs_as(reference)}
     for name, operator in _operators():
         places = sum(1 for node in nodes for _ in operator.mutation_positions(node))
         for occurrence in range(places):
-            source = mutate_code(reference, operator, occurrence)
+            source = library.mutating.mutate_code(reference, operator, occurrence)
             if source is None:
                 continue
             try:

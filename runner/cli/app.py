@@ -265,7 +265,7 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
 def _mutate(pdirs: list[ProblemDir], backend: str, limit: int | None, jobs: int | None, min_score: float) -> None:
     """`grader validate --mutate`: each problem's mutation report; exit 1 when a score is too low."""
     from runner.authoring.mutants import MutantError
-    from runner.authoring.mutation import analyse
+    from runner.authoring.mutation import MutationUnavailable, analyse
     from runner.cli.output import print_mutation_report
 
     all_ok = True
@@ -276,7 +276,7 @@ def _mutate(pdirs: list[ProblemDir], backend: str, limit: int | None, jobs: int 
 
             try:
                 report = analyse(pdir, backend, jobs=jobs, limit=limit, on_outcome=progress)
-            except MutantError as exc:
+            except (MutantError, MutationUnavailable) as exc:
                 fail(str(exc))
         all_ok &= print_mutation_report(report, min_score)
     raise typer.Exit(0 if all_ok else 1)
