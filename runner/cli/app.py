@@ -248,6 +248,8 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
             fail("--mutate grades every mutant in the sandbox: leave out --unsafe-inprocess")
         _mutate(pdirs, backend, limit, jobs, min_score)
         return
+    from rich.markup import escape
+
     from runner.authoring.validation import validate as run_validate
 
     all_ok = True
@@ -257,7 +259,8 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
         console.print(f"[bold]{pdir.key}[/]")
         for c in report.checks:
             mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
-            console.print(f"  {mark} {c.name}" + (f"  [dim]{c.detail}[/]" if c.detail else ""), highlight=False)
+            console.print(f"  {mark} {escape(c.name)}" + (f"  [dim]{escape(c.detail)}[/]" if c.detail else ""),
+                          highlight=False)
         all_ok &= report.ok
     raise typer.Exit(0 if all_ok else 1)
 

@@ -51,6 +51,7 @@ def equivalent_entry(original: str, mutated: str) -> str:
 def print_mutation_report(report, min_score: float) -> bool:
     """A mutation report (runner.authoring.mutation): the counts and score, then each survivor with
     its diff; whether the score reaches `min_score` with no grader errors."""
+    from rich.markup import escape
     from rich.syntax import Syntax
 
     from runner.authoring.mutation import EQUIVALENT, ERROR, KILLED, SURVIVED
@@ -75,10 +76,10 @@ def print_mutation_report(report, min_score: float) -> bool:
                   highlight=False)
     for outcome in report.outcomes:
         if outcome.status == ERROR:
-            err.print(f"[red]grader error[/] on mutant {outcome.mutant.name}: {outcome.detail}", highlight=False)
+            err.print(f"[red]grader error[/] on mutant {outcome.mutant.name}: {escape(outcome.detail)}", highlight=False)
     for entry in report.stale:
-        err.print(f"[yellow]stale:[/] no mutant matches the [[equivalent]] entry original = {entry.original!r}, "
-                  f"mutated = {entry.mutated!r} (remove it, or update it to the reference)", highlight=False)
+        err.print(escape(f"stale: no mutant matches the [[equivalent]] entry original = {entry.original!r}, "
+                         f"mutated = {entry.mutated!r} (remove it, or update it to the reference)"), highlight=False)
     for outcome in report.survivors():
         mutant = outcome.mutant
         console.rule(f"survived: mutant {mutant.name}", style="red")
