@@ -17,6 +17,7 @@ from runner.problems.schema import ProblemFormatError
 from runner.settings import current as current_settings
 
 INVALID_EXIT = 4  # `grader submit`: 0 graded, 2 usage, 3 the grader failed, 4 the file could not be graded
+MIN_MUTATION_SCORE = 0.95  # `grader validate --mutate`: the target for killed / (total - equivalent)
 
 app = typer.Typer(help="Graded exercises for ML papers: list, read, solve, test and submit problems.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -238,15 +239,18 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
                                                  help="with --mutate: grade N mutants, drawn with a fixed seed"),
              jobs: Optional[int] = typer.Option(None, "--jobs", min=1,
                                                 help="with --mutate: mutants graded at once [default: one per core]"),
-             min_score: float = typer.Option(0.95, "--min-score", min=0.0, max=1.0,
-                                             help="with --mutate: exit 1 below this mutation score")):
+             min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0,
+                                                       help="with --mutate: exit 1 below this mutation score "
+                                                            f"[default: {MIN_MUTATION_SCORE:g}]")):
     """Check problems: metadata, files, statement, example, coverage map, reference, alternatives,
     starter, mutants, empty answers (or, with --mutate, the mutation score of their tests)."""
+    if not mutate and (limit is not None or jobs is not None or min_score is not None):
+        fail("--limit, --jobs and --min-score go with --mutate")
     pdirs = [problem_or_exit(i) for i in idents] if idents else catalogue().problems()
     if mutate:
         if unsafe_inprocess:
             fail("--mutate grades every mutant in the sandbox: leave out --unsafe-inprocess")
-        _mutate(pdirs, backend, limit, jobs, min_score)
+        _mutate(pdirs, backend, limit, jobs, MIN_MUTATION_SCORE if min_score is None else min_score)
         return
     from rich.markup import escape
 

@@ -71,8 +71,9 @@ def print_mutation_report(report, min_score: float) -> bool:
                   str(report.count(ERROR)), f"{report.score:.3f} ({report.count(KILLED)}/{judged})",
                   f"{report.seconds:.0f} s")
     console.print(table)
-    console.print(f"[dim]cosmic-ray's operators made {report.generated} mutants, less {report.uncompilable} that do "
-                  f"not compile and {report.duplicates} that run as the reference or an earlier mutant does[/]",
+    made = report.generated + report.uncompilable + report.duplicates
+    console.print(f"[dim]cosmic-ray's operators made {made} mutants: kept {report.generated}; skipped {report.uncompilable} "
+                  f"that do not compile and {report.duplicates} that run as the reference or an earlier mutant does[/]",
                   highlight=False)
     for outcome in report.outcomes:
         if outcome.status == ERROR:
