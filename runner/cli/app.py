@@ -238,10 +238,10 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
              limit: Optional[int] = typer.Option(None, "--limit", min=1,
                                                  help="with --mutate: grade N mutants, drawn with a fixed seed"),
              jobs: Optional[int] = typer.Option(None, "--jobs", min=1,
-                                                help="with --mutate: mutants graded at once [default: one per core]"),
+                                                help="with --mutate: mutants graded at once (default: one per core)"),
              min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0,
                                                        help="with --mutate: exit 1 below this mutation score "
-                                                            f"[default: {MIN_MUTATION_SCORE:g}]")):
+                                                            f"(default {MIN_MUTATION_SCORE:g})")):
     """Check problems: metadata, files, statement, example, coverage map, reference, alternatives,
     starter, mutants, empty answers (or, with --mutate, the mutation score of their tests)."""
     if not mutate and (limit is not None or jobs is not None or min_score is not None):
