@@ -5,5 +5,6 @@
     coverage    the coverage map: each behaviour of the statement and its tests (coverage.toml)
     alternatives  other correct solutions, each must score full marks (alternatives/*.py)
     validation  `grader validate`: metadata, files, statement, coverage, reference, alternatives, starter, mutants
-    mutation    `grader validate --mutate`: mutants from cosmic-ray's operators, graded; the mutation score
+    operators   mutants of a reference, made by cosmic-ray's operators
+    mutation    `grader validate --mutate`: those mutants graded; the mutation score
 """

@@ -272,7 +272,8 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
 def _mutate(pdirs: list[ProblemDir], backend: str, limit: int | None, jobs: int | None, min_score: float) -> None:
     """`grader validate --mutate`: each problem's mutation report; exit 1 when a score is too low."""
     from runner.authoring.mutants import MutantError
-    from runner.authoring.mutation import MutationUnavailable, analyse
+    from runner.authoring.mutation import analyse
+    from runner.authoring.operators import MutationUnavailable
     from runner.cli.output import print_mutation_report
 
     all_ok = True

@@ -6,7 +6,8 @@ import re
 import pytest
 
 from runner.authoring.mutants import Equivalent, MutantError, load_equivalents, load_mutants, mutants_file
-from runner.authoring.mutation import changed_lines, declared, generate_mutants, runs_as, sample
+from runner.authoring.mutation import declared, sample
+from runner.authoring.operators import changed_lines, generate_mutants, runs_as
 from runner.authoring.scaffold import scaffold_problem
 from runner.problems.catalogue import Catalogue
 from tests.support.helpers import grader_cli, write
