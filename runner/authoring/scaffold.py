@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from runner.authoring.coverage import TEMPLATE as COVERAGE
 from runner.problems.catalogue import ProblemDir
 
 CONFTEST = '''# Lets plain `pytest` run the public tests here against solution.py.
@@ -132,6 +133,26 @@ def test_random_inputs(submission, reference, problem):
 '''
 
 
+# Correct solutions in styles unlike the reference: each must score full marks.
+ALTERNATIVE_ADD = '''"""Alternative: adds the input to itself."""
+import torch
+
+
+def solve(x: torch.Tensor) -> torch.Tensor:
+    return x + x
+'''
+
+ALTERNATIVE_LOOP = '''"""Alternative: one element at a time, in float64."""
+import torch
+
+
+def solve(x: torch.Tensor) -> torch.Tensor:
+    flat = x.reshape(-1).tolist()
+    out = torch.tensor([2.0 * v for v in flat], dtype=torch.float64)
+    return out.to(x.dtype).reshape(x.shape)
+'''
+
+
 def scaffold_problem(root: Path, ident: int, slug: str, title: str) -> list[Path]:
     """Write a new problem's three folders with a working example to replace; the paths written."""
     import re
@@ -150,10 +171,13 @@ def scaffold_problem(root: Path, ident: int, slug: str, title: str) -> list[Path
         folders[0] / "hints.md": "- TODO: a first hint\n- TODO: a second hint\n",
         folders[0] / "starter.py": STARTER, folders[0] / "tests" / "test_public.py": PUBLIC_TEST,
         folders[1] / "solution.py": SOLUTION, folders[2] / "test_hidden.py": HIDDEN_TEST,
-        folders[2] / "mutants.toml": MUTANTS,
+        folders[2] / "mutants.toml": MUTANTS, folders[2] / "coverage.toml": COVERAGE,
+        folders[2] / "alternatives" / "add.py": ALTERNATIVE_ADD,
+        folders[2] / "alternatives" / "loop.py": ALTERNATIVE_LOOP,
     }
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.format(**fields) if "{" in text and path.suffix in (".toml", ".md", ".py")
-                        and path.name not in ("test_public.py", "test_hidden.py", "mutants.toml") else text, encoding="utf-8")
+                        and path.name not in ("test_public.py", "test_hidden.py", "mutants.toml", "coverage.toml")
+                        and path.parent.name != "alternatives" else text, encoding="utf-8")
     return list(files)

@@ -1,7 +1,8 @@
 """`grader validate`: a problem folder is sound when its metadata parses, its files are there, its
-statement renders and its worked example agrees with the reference, the reference scores full
-marks, the starter scores zero, every mutant (a realistic mistake) fails some hidden test, and a
-submission that answers with empty tensors earns no hidden points."""
+statement renders and its worked example agrees with the reference, its coverage map names tests
+that exist, the reference and every alternative solution score full marks, the starter scores zero,
+every mutant (a realistic mistake) fails some hidden test, and a submission that answers with empty
+tensors earns no hidden points. (`grader validate --mutate` is runner.authoring.mutation.)"""
 from __future__ import annotations
 
 import doctest
@@ -13,8 +14,9 @@ from pathlib import Path
 from runner.modules import import_file
 from runner.problems.catalogue import ProblemDir
 from runner.grading.pipeline import GradingError, grade
-from runner.authoring import empty_answers
-from runner.authoring.mutants import Mutant, MutantError, load_mutants
+from runner.authoring import coverage, empty_answers
+from runner.authoring.alternatives import check_alternatives
+from runner.authoring.mutants import Mutant, MutantError, load_equivalents, load_mutants
 from runner.records.results import Result, TestResult
 from runner.problems.schema import ProblemFormatError
 from runner.sandbox.pool import SandboxPool
@@ -95,8 +97,8 @@ def statement_states_imports(pdir: ProblemDir) -> tuple[bool, str]:
 
 
 def validate(pdir: ProblemDir, backend: str = "local", unsafe: bool = False) -> Report:
-    """Run every check of one problem: metadata, files, statement, example, reference, starter,
-    mutants, empty answers."""
+    """Run every check of one problem: metadata, files, statement, example, coverage map, reference,
+    alternatives, starter, mutants, empty answers."""
     # Dozens of gradings in a row: a warm pool starts each sandbox while the last one is graded.
     pool = None if unsafe else SandboxPool()
     try:
@@ -121,6 +123,7 @@ def _validate(pdir: ProblemDir, backend: str, unsafe: bool, pool: SandboxPool | 
     report.add("statement renders", *statement_renders(pdir))
     report.add("statement states the allowed imports", *statement_states_imports(pdir))
     report.add("worked example agrees with the reference", *run_worked_example(pdir))
+    report.add(coverage.CHECK, *coverage.check_coverage(pdir))
 
     def score(path: Path):
         try:
@@ -140,6 +143,7 @@ def _validate(pdir: ProblemDir, backend: str, unsafe: bool, pool: SandboxPool | 
         report.add("hidden tests", len(hidden) > 0, f"{len(hidden)} hidden, {len(ref.tests) - len(hidden)} public")
         if not unsafe:
             report.add("limits fit the reference", True, limits_fit(meta.limits, ref))
+    check_alternatives(pdir, score, report.add)
     starter = score(pdir.starter)
     if starter is not None:
         passing = [t.name for t in starter.tests if t.status == "passed"]
@@ -150,6 +154,10 @@ def _validate(pdir: ProblemDir, backend: str, unsafe: bool, pool: SandboxPool | 
     except MutantError as exc:
         report.add("mutants.toml", False, str(exc))
         mutants = []
+    try:
+        load_equivalents(pdir)  # only their format here: `grader validate --mutate` uses them
+    except MutantError as exc:
+        report.add("mutants.toml equivalents", False, str(exc))
     with tempfile.TemporaryDirectory(prefix="grader-mutants-") as tmp:
         def score_mutant(mutant: Mutant):
             return score(mutant.write(Path(tmp)))

@@ -17,6 +17,7 @@ from runner.problems.schema import ProblemFormatError
 from runner.settings import current as current_settings
 
 INVALID_EXIT = 4  # `grader submit`: 0 graded, 2 usage, 3 the grader failed, 4 the file could not be graded
+MIN_MUTATION_SCORE = 0.95  # `grader validate --mutate`: the target for killed / (total - equivalent)
 
 app = typer.Typer(help="Graded exercises for ML papers: list, read, solve, test and submit problems.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -230,11 +231,31 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
              backend: str = typer.Option("local", "--backend"),
              unsafe_inprocess: bool = typer.Option(False, "--unsafe-inprocess",
                                                    help="run the reference, starter, mutants and empty "
-                                                        "answers in this process")):
-    """Check problems: metadata, files, statement, example, reference, starter, mutants, empty answers."""
+                                                        "answers in this process"),
+             mutate: bool = typer.Option(False, "--mutate",
+                                         help="instead: mutation analysis of the tests (slow): grade every "
+                                              "mutant of the reference made by cosmic-ray's operators"),
+             limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                                 help="with --mutate: grade N mutants, drawn with a fixed seed"),
+             jobs: Optional[int] = typer.Option(None, "--jobs", min=1,
+                                                help="with --mutate: mutants graded at once (default: one per core)"),
+             min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0,
+                                                       help="with --mutate: exit 1 below this mutation score "
+                                                            f"(default {MIN_MUTATION_SCORE:g})")):
+    """Check problems: metadata, files, statement, example, coverage map, reference, alternatives,
+    starter, mutants, empty answers (or, with --mutate, the mutation score of their tests)."""
+    if not mutate and (limit is not None or jobs is not None or min_score is not None):
+        fail("--limit, --jobs and --min-score go with --mutate")
+    pdirs = [problem_or_exit(i) for i in idents] if idents else catalogue().problems()
+    if mutate:
+        if unsafe_inprocess:
+            fail("--mutate grades every mutant in the sandbox: leave out --unsafe-inprocess")
+        _mutate(pdirs, backend, limit, jobs, MIN_MUTATION_SCORE if min_score is None else min_score)
+        return
+    from rich.markup import escape
+
     from runner.authoring.validation import validate as run_validate
 
-    pdirs = [problem_or_exit(i) for i in idents] if idents else catalogue().problems()
     all_ok = True
     for pdir in pdirs:
         with console.status(f"validating {pdir.key}..."):
@@ -242,8 +263,30 @@ def validate(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ...
         console.print(f"[bold]{pdir.key}[/]")
         for c in report.checks:
             mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
-            console.print(f"  {mark} {c.name}" + (f"  [dim]{c.detail}[/]" if c.detail else ""), highlight=False)
+            console.print(f"  {mark} {escape(c.name)}" + (f"  [dim]{escape(c.detail)}[/]" if c.detail else ""),
+                          highlight=False)
         all_ok &= report.ok
+    raise typer.Exit(0 if all_ok else 1)
+
+
+def _mutate(pdirs: list[ProblemDir], backend: str, limit: int | None, jobs: int | None, min_score: float) -> None:
+    """`grader validate --mutate`: each problem's mutation report; exit 1 when a score is too low."""
+    from runner.authoring.mutants import MutantError
+    from runner.authoring.mutation import analyse
+    from runner.authoring.operators import MutationUnavailable
+    from runner.cli.output import print_mutation_report
+
+    all_ok = True
+    for pdir in pdirs:
+        with console.status(f"{pdir.key}: making the mutants...") as status:
+            def progress(outcome, done, total):
+                status.update(f"{pdir.key}: graded {done}/{total} mutants (last: {outcome.status})")
+
+            try:
+                report = analyse(pdir, backend, jobs=jobs, limit=limit, on_outcome=progress)
+            except (MutantError, MutationUnavailable) as exc:
+                fail(str(exc))
+        all_ok &= print_mutation_report(report, min_score)
     raise typer.Exit(0 if all_ok else 1)
 
 

@@ -37,3 +37,58 @@ def print_result(result: Result) -> None:
     console.print(table)
     sub = f"submission #{result.submission_id}, " if result.submission_id else ""
     console.print(f"[dim]{sub}{result.backend} backend, {result.duration_s:.1f} s[/]")
+
+
+def equivalent_entry(original: str, mutated: str) -> str:
+    """A mutants.toml [[equivalent]] entry for a survivor, to paste and give a reason."""
+    import json
+
+    # a JSON string with its escapes is a TOML basic string
+    return (f"[[equivalent]]\noriginal = {json.dumps(original)}\nmutated = {json.dumps(mutated)}\n"
+            'reason = "TODO: why no test can tell it from the reference"')
+
+
+def print_mutation_report(report, min_score: float) -> bool:
+    """A mutation report (runner.authoring.mutation): the counts and score, then each survivor with
+    its diff; whether the score reaches `min_score` with no grader errors."""
+    from rich.markup import escape
+    from rich.syntax import Syntax
+
+    from runner.authoring.mutation import EQUIVALENT, ERROR, KILLED, SURVIVED
+
+    total = len(report.outcomes)
+    judged = report.count(KILLED) + report.count(SURVIVED)
+    table = Table(title=f"{report.problem}: mutation analysis")
+    table.add_column("mutants", justify="right")
+    table.add_column("killed", justify="right", style="green")
+    table.add_column("survived", justify="right", style="red")
+    table.add_column("equivalent", justify="right")
+    table.add_column("grader errors", justify="right")
+    table.add_column("mutation score", justify="right")
+    table.add_column("time", justify="right")
+    graded = f"{total}" + (f" of {report.generated}" if total < report.generated else "")
+    table.add_row(graded, str(report.count(KILLED)), str(report.count(SURVIVED)), str(report.count(EQUIVALENT)),
+                  str(report.count(ERROR)), f"{report.score:.3f} ({report.count(KILLED)}/{judged})",
+                  f"{report.seconds:.0f} s")
+    console.print(table)
+    made = report.generated + report.uncompilable + report.duplicates
+    console.print(f"[dim]cosmic-ray's operators made {made} mutants: kept {report.generated}; skipped {report.uncompilable} "
+                  f"that do not compile and {report.duplicates} that run as the reference or an earlier mutant does[/]",
+                  highlight=False)
+    for outcome in report.outcomes:
+        if outcome.status == ERROR:
+            err.print(f"[red]grader error[/] on mutant {outcome.mutant.name}: {escape(outcome.detail)}", highlight=False)
+    for entry in report.stale:
+        err.print(escape(f"stale: no mutant matches the [[equivalent]] entry original = {entry.original!r}, "
+                         f"mutated = {entry.mutated!r} (remove it, or update it to the reference)"), highlight=False)
+    for outcome in report.survivors():
+        mutant = outcome.mutant
+        console.rule(f"survived: mutant {mutant.name}", style="red")
+        console.print(Syntax(mutant.diff.rstrip("\n"), "diff", theme="ansi_dark", background_color="default"))
+        console.print("[dim]write a test that kills it, or declare it in mutants.toml:[/]", highlight=False)
+        console.print(equivalent_entry(mutant.original, mutant.mutated), markup=False, highlight=False)
+    ok = report.score >= min_score and not report.count(ERROR)
+    verdict = "[green]ok[/]" if ok else "[red]FAIL[/]"
+    console.print(f"{verdict} {report.problem}: mutation score {report.score:.3f} (minimum {min_score:g})",
+                  highlight=False)
+    return ok

@@ -27,9 +27,11 @@ class GradingError(RuntimeError):
 
 
 def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path],
-              limits: dict | None = None, pool: SandboxPool | None = None) -> tuple[list[TestResult], dict]:
+              limits: dict | None = None, pool: SandboxPool | None = None,
+              first_failure: bool = False) -> tuple[list[TestResult], dict]:
     """Run the test files in `paths` through pytest with the grader's plugin: one result per test,
-    and the time the solver's code took in the sandbox (its slowest call, all calls)."""
+    and the time the solver's code took in the sandbox (its slowest call, all calls).
+    `first_failure` stops at the first test that fails (the tests after it get no result)."""
     collector = VerdictCollector(pdir.grader_dir)
     overrides = [f"--limit={k}={v}" for k, v in (limits or {}).items()]
     args = [str(p) for p in paths if p.exists()] + overrides + [
@@ -37,7 +39,7 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
         "--problem", pdir.key, "--problem-root", str(pdir.root), "--assert=plain", "--import-mode=importlib",
         "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-p", "no:threadexception",
         "-p", "no:terminal", "-o", "addopts=", "--rootdir", str(pdir.root), "-o", "python_files=test_*.py",
-    ]
+    ] + (["-x"] if first_failure else [])
     if backend != "inprocess":
         try:  # never fall back to unsandboxed grading: say what is missing instead
             get_backend(backend).check()
@@ -53,17 +55,20 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
 
 
 def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_inprocess: bool = False,
-          hidden: bool = True, limits: dict | None = None, pool: SandboxPool | None = None) -> Result:
+          hidden: bool = True, limits: dict | None = None, pool: SandboxPool | None = None,
+          first_failure: bool = False) -> Result:
     """Grade one file. `backend` is local or docker; in-process only when asked for by name.
 
     `limits` overrides values of the problem's [limits] table (tests use short time limits);
-    `pool` lends an already started sandboxed process (long-lived graders keep one)."""
+    `pool` lends an already started sandboxed process (long-lived graders keep one);
+    `first_failure` stops at the first failing test (mutation analysis only asks whether one fails;
+    the score of such a result is not the submission's)."""
     if backend == "inprocess" and not unsafe_inprocess:
         raise GradingError("in-process grading runs the code unsandboxed: ask for it with unsafe_inprocess=True")
     start = time.perf_counter()
     log.info("grading %s on %s (%s backend)", submission, pdir.key, backend)
     paths = [pdir.public_tests] + ([pdir.grader_dir] if hidden else [])
-    tests, timing = run_tests(pdir, submission, backend, paths, limits, pool)
+    tests, timing = run_tests(pdir, submission, backend, paths, limits, pool, first_failure)
     try:
         sha = read_submission(submission).sha256
     except SubmissionInvalid:
