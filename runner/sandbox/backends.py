@@ -46,7 +46,17 @@ def child_args(limits: dict, python: str, cuda: bool = False) -> list[str]:
     (runner.sandbox.forkserver) unless it will use CUDA, which a forked process must not inherit."""
     import json
 
-    return [python, "-m", "runner.sandbox.child", json.dumps({**limits, "fork": not cuda})]
+    return [python, "-m", "runner.sandbox.child", json.dumps({**limits, "fork": not cuda, "cuda": cuda})]
+
+
+GPU_DEVICES = "/dev/nvidia*"  # the nodes a sandbox on the GPU needs (nvidia0, nvidiactl, nvidia-uvm...)
+
+
+def gpu_device_nodes(pattern: str | None = None) -> list[Path]:
+    """The GPU's device nodes on this machine (`pattern`, default GPU_DEVICES), bound into a sandbox
+    that runs on the GPU under the same names in its own /dev."""
+    folder, _, glob = (pattern or GPU_DEVICES).rpartition("/")
+    return sorted(Path(folder or "/").glob(glob))
 
 
 _sandboxes = itertools.count()
@@ -132,10 +142,12 @@ class LocalBackend:
             secret = secret.resolve()
             if any(secret.is_relative_to(m) for m in mounted):
                 args += ["--tmpfs", str(secret)]
+        # A fresh /dev first: device nodes bound before it would be hidden under it.
+        args += ["--proc", "/proc", "--dev", "/dev"]
         if spec.cuda:
-            for dev in Path("/dev").glob("nvidia*"):
-                args += ["--dev-bind", str(dev), str(dev)]
-        args += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv", "--setenv", "PYTHONPATH", SANDBOX_LIB,
+            for dev in gpu_device_nodes():
+                args += ["--dev-bind", str(dev), f"/dev/{dev.name}"]
+        args += ["--chdir", "/tmp", "--clearenv", "--setenv", "PYTHONPATH", SANDBOX_LIB,
                  "--setenv", "HOME", "/tmp", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
                  "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "HF_HUB_OFFLINE", "1",
                  "--setenv", "PATH", "/usr/bin:/bin"]

@@ -72,8 +72,12 @@ def apply_limits(limits: dict) -> None:
     drop root, to a uid of its own: processes are counted per uid, so sandboxes graded at the same
     time must not share one count."""
     mb = 1 << 20
+    # On the GPU there is no address-space limit: a CUDA context and a memory-mapped checkpoint
+    # reserve far more address space than they use. Memory is bounded there by the sandbox's
+    # memory cgroup (or the container's limit) and by the device itself.
+    address_space = resource.RLIM_INFINITY if limits.get("cuda") else int(limits["memory_mb"] * mb)
     settings = [
-        (resource.RLIMIT_AS, int(limits["memory_mb"] * mb)),
+        (resource.RLIMIT_AS, address_space),
         (resource.RLIMIT_FSIZE, int(limits["file_size_mb"] * mb)),
         (resource.RLIMIT_NOFILE, int(limits.get("open_files", 256))),
         (resource.RLIMIT_NPROC, int(limits["processes"])),

@@ -1,8 +1,11 @@
 """The fork server inside the real bubblewrap sandbox: after a crash or a timeout the next call
 gets a freshly forked child of the same sandboxed process (a fork, not an interpreter start), and
-that child is held by every rule of the sandbox; a problem on the GPU is served without forking."""
+that child is held by every rule of the sandbox. A problem on the GPU is served without forking,
+sees the GPU's device nodes and has no address-space limit."""
 import errno
 import os
+import resource
+import stat
 import time
 
 import pytest
@@ -109,3 +112,23 @@ def test_a_gpu_problem_is_served_without_forking(sandbox):
         probe(client, "exit")
     probe(client)
     assert client.proc.pid != sandbox_pid
+
+
+def test_a_gpu_sandbox_sees_the_device_nodes_and_no_address_space_limit(sandbox, tmp_path, monkeypatch):
+    # A stand-in for /dev/nvidia0 on a machine without a GPU: a character device like /dev/null.
+    if os.getuid() != 0:
+        pytest.skip("making a stand-in device node needs root")
+    null = os.stat("/dev/null")
+    os.mknod(tmp_path / "nvidia0", 0o666 | stat.S_IFCHR, null.st_rdev)
+    monkeypatch.setattr("runner.sandbox.backends.GPU_DEVICES", str(tmp_path / "nvidia*"))
+    client = sandbox("""
+import os, resource, stat
+def probe(action="state"):
+    st = os.stat("/dev/nvidia0")
+    return stat.S_ISCHR(st.st_mode), st.st_rdev, resource.getrlimit(resource.RLIMIT_AS)[0]
+""", cuda=True)
+    is_char, rdev, address_space = probe(client)
+    assert is_char and rdev == null.st_rdev  # bound after the sandbox's fresh /dev, not hidden by it
+    assert address_space == resource.RLIM_INFINITY
+    cpu = sandbox("import resource\ndef probe(action=None):\n    return resource.getrlimit(resource.RLIMIT_AS)[0]\n")
+    assert probe(cpu) == LIMITS["memory_mb"] << 20
