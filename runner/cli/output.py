@@ -36,7 +36,8 @@ def print_result(result: Result) -> None:
                       t.message)
     console.print(table)
     sub = f"submission #{result.submission_id}, " if result.submission_id else ""
-    console.print(f"[dim]{sub}{result.backend} backend, {result.duration_s:.1f} s[/]")
+    where = ", on the CPU" if result.device == "cpu" else ", on the GPU" if result.device == "cuda" else ""
+    console.print(f"[dim]{sub}{result.backend} backend{where}, {result.duration_s:.1f} s[/]")
 
 
 def equivalent_entry(original: str, mutated: str) -> str:

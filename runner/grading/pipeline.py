@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.handles import GPUUnavailable, handle_device
 from runner.grading.plugin import GradingContext
 from runner.grading.submission import read_submission
 from runner.grading.verdicts import VerdictCollector
@@ -28,9 +29,10 @@ class GradingError(RuntimeError):
 
 def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path],
               limits: dict | None = None, pool: SandboxPool | None = None,
-              first_failure: bool = False) -> tuple[list[TestResult], dict]:
+              first_failure: bool = False) -> tuple[list[TestResult], GradingContext]:
     """Run the test files in `paths` through pytest with the grader's plugin: one result per test,
-    and the time the solver's code took in the sandbox (its slowest call, all calls).
+    and the run's context: the time the solver's code took in the sandbox (its slowest call, all
+    calls) and the device the problem's handles ran on.
     `first_failure` stops at the first test that fails (the tests after it get no result)."""
     collector = VerdictCollector(pdir.grader_dir)
     overrides = [f"--limit={k}={v}" for k, v in (limits or {}).items()]
@@ -45,13 +47,17 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
             get_backend(backend).check()
         except SandboxUnavailable as exc:
             raise GradingError(str(exc)) from None
+    try:  # never move a problem meant for the GPU to the CPU unasked
+        handle_device(pdir.meta)
+    except GPUUnavailable as exc:
+        raise GradingError(str(exc)) from None
     context = GradingContext(pool)
     code = pytest.main(args, plugins=[collector, context])
     if collector.problems:
         raise GradingError("the tests could not run:\n" + "\n".join(collector.problems))
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.tests:
         raise GradingError(f"pytest ended with {code!r} and {len(collector.tests)} results")
-    return collector.tests, context.timing
+    return collector.tests, context
 
 
 def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_inprocess: bool = False,
@@ -68,7 +74,7 @@ def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_
     start = time.perf_counter()
     log.info("grading %s on %s (%s backend)", submission, pdir.key, backend)
     paths = [pdir.public_tests] + ([pdir.grader_dir] if hidden else [])
-    tests, timing = run_tests(pdir, submission, backend, paths, limits, pool, first_failure)
+    tests, context = run_tests(pdir, submission, backend, paths, limits, pool, first_failure)
     try:
         sha = read_submission(submission).sha256
     except SubmissionInvalid:
@@ -77,7 +83,8 @@ def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_
     invalid = one_invalid_verdict(tests)
     result = Result(problem=pdir.key, score=0.0 if invalid else sum(t.score for t in tests), max_score=max_score,
                     tests=[invalid] if invalid else tests, status="invalid" if invalid else "graded",
-                    backend=backend, duration_s=time.perf_counter() - start, sha256=sha, timing=timing)
+                    backend=backend, duration_s=time.perf_counter() - start, sha256=sha, timing=context.timing,
+                    device=context.device)
     log.info("graded %s on %s: %g / %g in %.1f s", submission, pdir.key, result.score, result.max_score,
              result.duration_s)
     return result

@@ -34,6 +34,7 @@ class GradingContext:
     def __init__(self, pool: SandboxPool | None = None):
         self.pool = pool
         self.timing: dict[str, float] = {}  # filled in at the end: the sandbox's time, for sizing limits
+        self.device = ""  # where the problem's handles ran, once the submission is set up
 
 
 def pytest_addoption(parser):
@@ -143,9 +144,14 @@ class GraderFixtures:
             self._tmp = tempfile.TemporaryDirectory(prefix="grader-submission-")
             target = Path(self._tmp.name) / "submission.py"
             target.write_text(source.code, encoding="utf-8")
-            return InProcessSubmission(target, functions, handles=handles_for(meta, SANDBOX_ASSETS)[1])
+            handles = handles_for(meta, SANDBOX_ASSETS)[1]
+            if handles:
+                self.context.device = "cuda" if handles.get("_cuda") else "cpu"
+            return InProcessSubmission(target, functions, handles=handles)
         assets, handles = handles_for(meta, SANDBOX_ASSETS)
         cuda = bool(handles.pop("_cuda", False))
+        if handles:
+            self.context.device = "cuda" if cuda else "cpu"
         limits = meta.limits.model_dump() | {"preload": [meta.framework]} | self.limit_overrides()
         spec = LaunchSpec(Path(), limits, assets=assets, protected=protected_paths(pdir), cuda=cuda)
         imports = {"problem": meta.key, "allowed": list(meta.imports)}

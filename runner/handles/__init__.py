@@ -64,6 +64,24 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+class GPUUnavailable(RuntimeError):
+    """A problem runs on the GPU, none is visible, and the problem does not allow the CPU."""
+
+
+def handle_device(problem: "Problem") -> str:
+    """Where a problem's handles run: "cuda" when it asks for the GPU and one is visible, "cpu"
+    when it runs on the CPU or allows the CPU in place of a missing GPU; GPUUnavailable otherwise."""
+    if problem.device != "cuda":
+        return "cpu"
+    if cuda_available():
+        return "cuda"
+    if problem.cpu_fallback:
+        return "cpu"
+    raise GPUUnavailable(f"{problem.key} runs on the GPU (device = \"cuda\" in its problem.toml) and no GPU is "
+                         f"visible to torch here: grade it on a machine with a GPU (a `grader worker --queues gpu`), "
+                         f"or set cpu_fallback = true in its problem.toml to allow grading on the CPU")
+
+
 def handles_for(problem: "Problem", mount_root: str) -> tuple[dict[str, Path], dict]:
     """(host folders to mount read-only, handle specs for the sandboxed process) for one problem.
 
@@ -72,7 +90,7 @@ def handles_for(problem: "Problem", mount_root: str) -> tuple[dict[str, Path], d
     folder outside it, for in-process runs. "_cuda": True asks the sandbox for the GPU devices."""
     if not problem.handles:
         return {}, {}
-    cuda = problem.device == "cuda" and cuda_available()
+    cuda = handle_device(problem) == "cuda"
     assets: dict[str, Path] = {}
     handles: dict = {}
     for h in problem.handles:

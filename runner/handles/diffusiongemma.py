@@ -145,7 +145,8 @@ class PassLog:
 
 def load_model(path: str | Path | None = None, device: str = "cpu"):
     """`DiffusionGemmaForBlockDiffusion` from a local folder (default: the bundled checkpoint), in
-    eval mode on `device` ("cuda" falls back to "cpu" when there is no GPU), with a PassLog."""
+    eval mode on `device`, with a PassLog. Asked for "cuda" with no GPU visible, it raises: a model
+    meant for the GPU never moves to the CPU unnoticed."""
     import torch
     from transformers import DiffusionGemmaForBlockDiffusion
 
@@ -153,7 +154,7 @@ def load_model(path: str | Path | None = None, device: str = "cpu"):
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no model at {path} (a folder with config.json and safetensors weights)")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        device = "cpu"
+        raise RuntimeError(f"the model was asked for on {device!r}, and no GPU is visible to torch")
     import json
 
     hidden = json.loads((path / "config.json").read_text())["text_config"]["hidden_size"]

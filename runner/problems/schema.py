@@ -131,6 +131,9 @@ class Problem(_Strict):
     tags: list[str] = Field(min_length=1)
     framework: Literal["torch", "numpy"]
     device: Literal["cpu", "cuda"] = "cpu"
+    # With device = "cuda": grade on the CPU where no GPU is visible (the result says so). Without
+    # it, grading such a problem with no GPU visible is an error, never a silent move to the CPU.
+    cpu_fallback: bool = False
     summary: str = ""
     imports: list[str]  # what the solution may import (runner.sandbox.imports); the statement says it too
     paper: Paper

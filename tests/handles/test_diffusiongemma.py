@@ -96,6 +96,40 @@ def test_handles_only_for_the_capstone(monkeypatch):
     assert assets[BUNDLED_NAME] == Path("/elsewhere/diffusiongemma-26B-A4B-it")
 
 
+def test_a_gpu_problem_never_moves_to_the_cpu_unasked(monkeypatch):
+    from runner.handles import GPUUnavailable, handle_device
+
+    meta = Catalogue(ROOT).get("418-full-inference").meta
+    monkeypatch.setattr("runner.handles.cuda_available", lambda: False)
+    assert meta.device == "cuda" and meta.cpu_fallback and handle_device(meta) == "cpu"
+    strict = meta.model_copy(update={"cpu_fallback": False})
+    with pytest.raises(GPUUnavailable, match="no GPU is visible.*cpu_fallback = true"):
+        handle_device(strict)
+    monkeypatch.setattr("runner.handles.cuda_available", lambda: True)
+    assert handle_device(strict) == "cuda"
+    assert handle_device(Catalogue(ROOT).get("415-adaptive-stopping").meta) == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no GPU is visible"):
+            load_model(device="cuda")
+
+
+def test_grading_a_gpu_problem_without_a_gpu_is_a_loud_grader_error(tmp_path):
+    from runner.grading.pipeline import GradingError, grade
+    from tests.support.helpers import problem_copy
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    catalogue = problem_copy(tmp_path, "418-full-inference")
+    toml = tmp_path / "problems" / "418-full-inference" / "problem.toml"
+    toml.write_text(toml.read_text().replace("cpu_fallback = true", "cpu_fallback = false"))
+    pdir = catalogue.get("418")
+    with pytest.raises(GradingError, match="no GPU is visible"):
+        grade(pdir, pdir.solution_file)
+    toml.write_text(toml.read_text().replace("cpu_fallback = false", "cpu_fallback = true"))
+    result = Catalogue(tmp_path).get("418")
+    assert grade(result, result.starter).device == "cpu"  # allowed, and said
+
+
 def test_training_step_runs_and_learns_something():
     train = load_script("train_tiny_model")
     import random
