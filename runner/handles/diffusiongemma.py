@@ -160,8 +160,16 @@ def load_model(path: str | Path | None = None, device: str = "cpu"):
     hidden = json.loads((path / "config.json").read_text())["text_config"]["hidden_size"]
     # The released weights run in bfloat16 on a GPU; small models stay in exact float32.
     dtype = torch.bfloat16 if device != "cpu" and hidden >= 1024 else torch.float32
-    model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(path), dtype=dtype, local_files_only=True)
-    model = model.to(device).eval()
+    if device == "cpu":
+        model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+    else:  # straight onto the device: staging 50 GB of weights in host memory first does not fit
+        try:
+            import accelerate  # noqa: F401 - what device_map needs
+        except ImportError:
+            raise RuntimeError("loading a model onto the GPU needs accelerate: pip install -e \".[gpu]\"") from None
+        model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(path), dtype=dtype, device_map=device,
+                                                                local_files_only=True)
+    model = model.eval()
     log = PassLog(model)
     model.grader_log = log
     # Reached by the grader through the worker (a request the solver's code cannot send).
