@@ -1,9 +1,9 @@
-"""A correct alternative for 415, written from the statement: a deque of the last k canvases (as
-Python lists), and every decision made row by row with plain loops and math.log in float64."""
+"""A correct alternative for 415, written from the statement: a list of the last k canvases (as
+Python lists, the oldest dropped), and every decision made row by row with plain loops and
+math.log in float64."""
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import torch
 
@@ -26,11 +26,10 @@ class StableAndConfident:
     def __init__(self, stability_threshold, confidence_threshold):
         self.stability_threshold = stability_threshold
         self.confidence_threshold = confidence_threshold
-        self.history = deque(maxlen=stability_threshold) if stability_threshold > 0 else None
+        self.history = []
 
     def reset(self):
-        if self.history is not None:
-            self.history.clear()
+        self.history = []
 
     def __call__(self, argmax_canvas, logits):
         rows = argmax_canvas.tolist()
@@ -43,6 +42,8 @@ class StableAndConfident:
                 stable = len(self.history) == self.stability_threshold and all(
                     earlier[b] == row for earlier in self.history)
             decisions.append(stable and _row_mean_entropy(z[b]) < self.confidence_threshold)
-        if self.history is not None:
+        if self.stability_threshold > 0:
             self.history.append(rows)
+            if len(self.history) > self.stability_threshold:
+                self.history.pop(0)
         return torch.tensor(decisions, dtype=torch.bool)
