@@ -276,6 +276,8 @@ def test_loss_weight_values(submission, reference, problem):
     assert_close(submission.loss_weight(t), torch.ones(41), what="the default kind's weights", **tol)
     assert_close(submission.loss_weight(t, "base-sft", 5.0), torch.ones(41),
                  what="base-sft weights (a clip does not change them)", **tol)
+    assert_close(submission.loss_weight(t, "base-sft", 0.5), torch.ones(41),
+                 what="base-sft weights (a clip is not used, even one below 1)", **tol)
     assert_close(submission.loss_weight(t, "reweighted-ce"), reference.loss_weight(t, "reweighted-ce"),
                  what="reweighted-ce weights without a clip", **tol)
     assert_close(submission.loss_weight(t, "reweighted-ce", 5.0),
