@@ -16,6 +16,12 @@ from runner.testing import Generator, assert_close, assert_shape_dtype
 
 ALPHA = 1e-6
 
+# Test data (clean tokens, masks, logits) come from trusted generators seeded with DATA_SEED + k;
+# the generators handed to the solver are seeded below 1000. No test hands the solver a generator
+# in the state that made its data: a solver who draws in the same order as the data was made
+# would otherwise reproduce it (the order of the draws is the solver's choice).
+DATA_SEED = 413_000
+
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -47,23 +53,33 @@ def _raises_value_error(call) -> bool:
     return False
 
 
-def _canvas(seed: int, batch: int, length: int, vocab: int, pad_share: float):
-    """Random clean tokens and a valid mask whose pads form a suffix of random length per row."""
-    g = torch.Generator().manual_seed(seed)
+def _scatter_rows(valid: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The same number of valid positions per row, at random places (pads anywhere in the row)."""
+    order = torch.argsort(torch.rand(valid.shape, generator=g), dim=1)
+    return torch.gather(valid, 1, order)
+
+
+def _canvas(seed: int, batch: int, length: int, vocab: int, pad_share: float, scattered: bool = False):
+    """Random clean tokens and a valid mask with up to pad_share * length pads per row: a suffix,
+    or (scattered) at random places in the row."""
+    g = torch.Generator().manual_seed(DATA_SEED + seed)
     tokens = torch.randint(0, vocab, (batch, length), generator=g)
     n_valid = length - (torch.rand(batch, generator=g) * pad_share * length).long()
     valid = torch.arange(length)[None, :] < n_valid[:, None]
-    return tokens, valid
+    return tokens, _scatter_rows(valid, g) if scattered else valid
 
 
-def _loss_inputs(seed: int, batch: int, length: int, vocab: int):
-    """Logits, clean tokens, valid mask (row lengths from full down to 1) and weights; the logits
-    at pad positions strongly favour a wrong token, so scoring a pad shows."""
-    g = torch.Generator().manual_seed(seed)
+def _loss_inputs(seed: int, batch: int, length: int, vocab: int, scattered: bool = False):
+    """Logits, clean tokens, valid mask (row lengths from full down to 1; pads a suffix, or at
+    random places) and weights; the logits at pad positions strongly favour a wrong token, so
+    scoring a pad shows."""
+    g = torch.Generator().manual_seed(DATA_SEED + seed)
     logits = 2.0 * torch.randn(batch, length, vocab, generator=g)
     clean = torch.randint(0, vocab, (batch, length), generator=g)
     n_valid = torch.linspace(length, 1, batch).round().long()
     valid = torch.arange(length)[None, :] < n_valid[:, None]
+    if scattered:
+        valid = _scatter_rows(valid, g)
     wrong = (clean + 1) % vocab
     pad_logits = 12.0 * torch.nn.functional.one_hot(wrong, vocab).float()
     logits = torch.where(valid[..., None], logits, pad_logits)
@@ -95,8 +111,10 @@ def test_noise_level_shape_dtype_and_range(submission):
     t = submission.sample_noise_level(4000, 0.3, 0.45, generator=Generator(11))
     assert_shape_dtype(t, (4000,), torch.float32, what="the noise levels")
     assert bool(((t >= 0.3 - 1e-6) & (t <= 0.45 + 1e-6)).all()), "a noise level lies outside [t_min, t_max]"
-    t = submission.sample_noise_level(2000, generator=Generator(12))
-    assert_shape_dtype(t, (2000,), torch.float32, what="the noise levels with the default range")
+    # 20000 draws: a range of [0, 1] instead of the defaults puts one outside [1e-3, 1 - 1e-3]
+    # except with probability 0.998 ** 20000 < 1e-17.
+    t = submission.sample_noise_level(20000, generator=Generator(12))
+    assert_shape_dtype(t, (20000,), torch.float32, what="the noise levels with the default range")
     assert bool(((t >= 1e-3 - 1e-6) & (t <= 1 - 1e-3 + 1e-6)).all()), \
         "with the defaults, a noise level lies outside [1e-3, 1 - 1e-3]"
     t = submission.sample_noise_level(5, 0.7, 0.7, generator=Generator(13))
@@ -127,7 +145,7 @@ def test_noise_level_follows_the_generator(submission):
 # ----------------------------------------------------------------------------- corrupt_canvas
 
 def test_corrupt_leaves_pads_alone(submission):
-    tokens, valid = _canvas(41, 3, 600, 7, pad_share=0.8)
+    tokens, valid = _canvas(41, 3, 600, 7, pad_share=0.8, scattered=True)
     t = torch.tensor([1.0, 0.6, 0.3])
     noisy, resampled = _corrupt(submission, tokens, t, 7, valid, generator=Generator(41))
     pads = ~valid
@@ -185,6 +203,57 @@ def test_fresh_tokens_uniform_over_whole_vocabulary(submission):
                 "the fresh tokens are not uniform over all vocab_size ids (the original id included)"
 
 
+def test_fresh_tokens_uniform_when_t_below_one(submission):
+    # t < 1: the resampled positions must hold uniform tokens too, not only when t = 1 (drawing
+    # the token from the coin's own uniform number, e.g. floor(u * vocab_size) given u < t, gives
+    # uniform tokens at t = 1 only).
+    vocab, length = 6, 6000
+    t = torch.tensor([0.3, 0.6])
+    tokens, valid = _canvas(75, 2, length, vocab, pad_share=0.0)
+    noisy, resampled = _corrupt(submission, tokens, t, vocab, valid, generator=Generator(75))
+    for b in range(2):
+        m = int(resampled[b].sum())
+        assert _plausible(m, length, float(t[b]), ALPHA / 14), \
+            "the share of resampled positions does not match the noise level"
+        counts = torch.bincount(noisy[b][resampled[b]].clamp(0, vocab - 1), minlength=vocab)
+        for v in range(vocab):
+            assert _plausible(int(counts[v]), m, 1 / vocab, ALPHA / 14), \
+                "with t < 1, the resampled positions do not hold tokens uniform over all vocab_size ids"
+
+
+def test_corrupt_draws_are_independent_per_position(submission):
+    """Every position has its own coin and its own fresh token: no count fixed in advance, no coin
+    or token shared between the rows of a batch or between neighbouring positions. Each of the
+    five counts below is checked at ALPHA / 5 (disjoint pairs, so every count is binomial)."""
+    batch, length = 2000, 16
+    tokens = torch.zeros(batch, length, dtype=torch.long)
+    _, resampled = _corrupt(submission, tokens, torch.full((batch,), 0.5), 1000,
+                            generator=Generator(77))
+    rows_agree = int((resampled[0::2] == resampled[1::2]).sum())
+    assert _plausible(rows_agree, batch // 2 * length, 0.5, ALPHA / 5), \
+        "examples of the same noise level share their resampling coins"
+    cols_agree = int((resampled[:, 0::2] == resampled[:, 1::2]).sum())
+    assert _plausible(cols_agree, batch * (length // 2), 0.5, ALPHA / 5), \
+        "neighbouring positions do not get independent resampling coins"
+    # A row of 16 independent fair coins shows exactly 8 heads with probability C(16, 8) / 2 ** 16.
+    per_row = resampled.sum(dim=1)
+    assert _plausible(int((per_row == length // 2).sum()), batch, math.comb(16, 8) / 2 ** 16, ALPHA / 5), \
+        "the number of resampled positions of an example does not vary as it does with an " \
+        "independent coin per position (is it fixed in advance?)"
+    # t = 1: every position is a fresh token; two of them agree with probability 1 / vocab.
+    vocab, batch, length = 4, 400, 40
+    tokens = torch.zeros(batch, length, dtype=torch.long)
+    noisy, _ = _corrupt(submission, tokens, torch.ones(batch), vocab, generator=Generator(78))
+    rows_agree = int((noisy[0::2] == noisy[1::2]).sum())
+    assert _plausible(rows_agree, batch // 2 * length, 1 / vocab, ALPHA / 5), \
+        "the fresh tokens of different examples at the same position do not agree as rarely as " \
+        "independent uniform draws do"
+    cols_agree = int((noisy[:, 0::2] == noisy[:, 1::2]).sum())
+    assert _plausible(cols_agree, batch * (length // 2), 1 / vocab, ALPHA / 5), \
+        "the fresh tokens of neighbouring positions do not agree as rarely as independent uniform " \
+        "draws do"
+
+
 def test_corrupt_follows_the_generator(submission):
     tokens, valid = _canvas(81, 2, 300, 50, pad_share=0.2)
     t = torch.tensor([0.5, 0.7])
@@ -207,6 +276,8 @@ def test_loss_weight_values(submission, reference, problem):
     assert_close(submission.loss_weight(t), torch.ones(41), what="the default kind's weights", **tol)
     assert_close(submission.loss_weight(t, "base-sft", 5.0), torch.ones(41),
                  what="base-sft weights (a clip does not change them)", **tol)
+    assert_close(submission.loss_weight(t, "base-sft", 0.5), torch.ones(41),
+                 what="base-sft weights (a clip is not used, even one below 1)", **tol)
     assert_close(submission.loss_weight(t, "reweighted-ce"), reference.loss_weight(t, "reweighted-ce"),
                  what="reweighted-ce weights without a clip", **tol)
     assert_close(submission.loss_weight(t, "reweighted-ce", 5.0),
@@ -227,12 +298,14 @@ def test_loss_weight_unknown_kind_raises(submission, reference, problem):
 
 def test_loss_matches_reference(submission, reference, problem):
     tol = dict(rtol=problem.tolerance.rtol, atol=problem.tolerance.atol)
-    for seed, (batch, length, vocab) in [(91, (6, 20, 11)), (92, (3, 7, 5))]:
-        logits, clean, valid, weights = _loss_inputs(seed, batch, length, vocab)
+    for seed, (batch, length, vocab), scattered in [(91, (6, 20, 11), False), (92, (3, 7, 5), False),
+                                                    (93, (5, 12, 6), True)]:
+        logits, clean, valid, weights = _loss_inputs(seed, batch, length, vocab, scattered)
         loss = submission.diffusion_loss(logits, clean, valid, weights)
         assert_shape_dtype(loss, (), torch.float32, what="the loss")
         assert_close(loss, reference.diffusion_loss(logits, clean, valid, weights),
-                     what="the loss of a batch with rows of different lengths and weights", **tol)
+                     what="the loss of a batch with rows of different lengths and weights"
+                          + (" (pads inside the rows)" if scattered else ""), **tol)
 
 
 def test_loss_weights_apply_per_example(submission, reference, problem):
@@ -248,7 +321,7 @@ def test_loss_weights_apply_per_example(submission, reference, problem):
 def test_loss_scores_every_valid_position(submission, reference, problem):
     tol = dict(rtol=problem.tolerance.rtol, atol=problem.tolerance.atol)
     logits, clean, valid, weights = _loss_inputs(111, 5, 16, 7)
-    g = torch.Generator().manual_seed(111)
+    g = torch.Generator().manual_seed(DATA_SEED + 112)
     resampled = (torch.rand(5, 16, generator=g) < 0.4) & valid
     expected = reference.diffusion_loss(logits, clean, valid, weights)
     assert_close(submission.diffusion_loss(logits, clean, valid, weights, resampled), expected,

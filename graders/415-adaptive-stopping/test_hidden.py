@@ -73,6 +73,14 @@ def test_first_calls_are_never_stable(submission):
         "threshold 3: a row stopped before three earlier canvases had been seen"
     assert bool(outs[3].all()) and bool(outs[4].all()), \
         "threshold 3: a canvas repeated on four calls did not stop"
+    # Token id 0 is a token like any other (the pad token of a finished answer, say): a canvas of
+    # zeros has no earlier canvas to equal on the first call either.
+    zeros = tokens([0, 0, 0, 0, 0], [0, 0, 0, 0, 0])
+    for k in (1, 2):
+        outs = drive(submission.StableAndConfident(k, 0.005), [(zeros, sure(zeros))] * (k + 1))
+        assert not any(bool(o.any()) for o in outs[:k]), \
+            f"threshold {k}: a canvas of token id 0 stopped before {k} earlier canvases had been seen"
+        assert bool(outs[k].all()), f"threshold {k}: a repeated, confident canvas of token id 0 did not stop"
 
 
 def test_stable_means_equal_to_each_of_the_last_k(submission, reference):
@@ -209,6 +217,35 @@ def test_underflowing_and_masked_probabilities(submission):
     outs = drive(submission.StableAndConfident(1, 0.005), [(canvas, logits)] * 2)
     expect(outs, [[False] * 3, [True] * 3],
            "rows whose other probabilities are exactly zero (underflow or -inf logits) are fully confident")
+
+
+def test_minus_inf_logits_on_unsure_rows(submission):
+    """-inf logits add nothing to the entropy, but the finite ones still count: a row whose few
+    finite logits are equal is not confident (ln 2 or ln 4 nats a position), whatever the -inf
+    entries around them."""
+    canvas = tokens([1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12])
+    allowed = torch.zeros(3, 4, V, dtype=torch.bool)
+    allowed[0, :, :2] = True                    # two equally likely tokens: ln 2 = 0.69 nats
+    allowed[1, :, 4:8] = True                   # four: ln 4 = 1.39 nats
+    allowed[2] = F.one_hot(canvas[2], V).bool()  # one: 0 nats
+    logits = torch.where(allowed, 0.0, float("-inf"))
+    outs = drive(submission.StableAndConfident(1, 0.5), [(canvas, logits)] * 2)
+    expect(outs, [[False] * 3, [False, False, True]],
+           "rows with -inf logits: the entropy of their finite logits still counts")
+
+
+def test_history_is_kept_whatever_the_confidence(submission):
+    """Every call records its argmax canvas, confident or not: a canvas seen on an unsure call
+    counts as an earlier canvas of the next call."""
+    canvas = tokens([4, 1, 4, 1], [2, 7, 1, 8])
+    unsure_then_sure = [(canvas, unsure(canvas)), (canvas, sure(canvas)), (canvas, unsure(canvas)),
+                        (canvas, sure(canvas))]
+    outs = drive(submission.StableAndConfident(1, 0.005), unsure_then_sure)
+    expect(outs, [[False, False], [True, True], [False, False], [True, True]],
+           "threshold 1, a canvas repeated while the confidence comes and goes")
+    outs = drive(submission.StableAndConfident(2, 0.005), unsure_then_sure + [(canvas, sure(canvas))])
+    expect(outs, [[False, False], [False, False], [False, False], [True, True], [True, True]],
+           "threshold 2, a canvas repeated while the confidence comes and goes")
 
 
 def test_reset_clears_the_history(submission):

@@ -13,7 +13,7 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy, in nats, of softmax(logits) over the last axis.
 
     logits: (B, L, V) float32, bfloat16 or float16; may contain -inf (a token that cannot be
-        drawn) and entries as large as 1e4 in magnitude. Compute in float32.
+        drawn) and entries as large as 1e4 in magnitude. Compute in float32 (or float64).
     Returns: (B, L) float32, never NaN (every row of logits has at least one finite entry).
     """
     raise NotImplementedError
