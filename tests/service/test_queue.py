@@ -99,7 +99,8 @@ def test_gpu_jobs_wait_for_a_gpu_worker(tmp_path):
         for folder in ("problems", "solutions", "graders"):
             shutil.copytree(ROOT / folder / name, root / folder / name)
     toml = root / "problems" / PROBLEM / "problem.toml"
-    toml.write_text(toml.read_text().replace('device = "cpu"', 'device = "cuda"'))
+    # no GPU here: the problem allows the CPU in its place (without that, grading it is an error)
+    toml.write_text(toml.read_text().replace('device = "cpu"', 'device = "cuda"\ncpu_fallback = true'))
     assert 'device = "cuda"' in toml.read_text()
     c = Cluster(tmp_path, root)
     try:
@@ -110,7 +111,7 @@ def test_gpu_jobs_wait_for_a_gpu_worker(tmp_path):
         assert control["status"] == "graded" and control["score"] == control["max_score"]
         record = c.status(gpu_job)  # ... and never the gpu one
         assert record["status"] == "queued" and record["attempts"] == 0
-        c.worker("gpu", "gpu-box")  # no CUDA here: the worker falls back to the CPU
+        c.worker("gpu", "gpu-box")  # no CUDA here: the worker grades it on the CPU, as allowed
         record = c.wait_graded(gpu_job)
         assert record["status"] == "graded" and record["score"] == record["max_score"]
         assert record["attempts"] == 1
