@@ -323,7 +323,8 @@ def new(ident: int = typer.Argument(..., metavar="ID"), slug: str = typer.Argume
         fail(str(exc))
     for path in written:
         console.print(f"  wrote {path}")
-    console.print(f"\nFill them in, then run: grader validate {ident}")
+    console.print(f"\nFill them in (replace every TODO), then run: grader notebooks {ident} && grader validate {ident}",
+                  highlight=False)
 
 
 @app.command()
@@ -390,7 +391,7 @@ def notebooks(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ..
             err.print(f"stale: {pdir.notebook} (run `grader notebooks {pdir.meta.id}`)", highlight=False)
         raise typer.Exit(1 if stale else 0)
     for pdir in pdirs:
-        console.print(f"  wrote {write_notebook(pdir)}", highlight=False)
+        console.print(f"  {'wrote' if write_notebook(pdir) else 'unchanged'} {pdir.notebook}", highlight=False)
 
 
 course_app = typer.Typer(help="An nbgrader course built from the problems.", no_args_is_help=True)
