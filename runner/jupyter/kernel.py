@@ -85,11 +85,14 @@ def known_ids() -> str:
 
 
 def record(ident: str, source: str) -> None:
-    """Remember `source`, a `%%solution` cell without its first line, as the solution of problem
-    `ident`. The module graded keeps the cell's line numbers: an empty line stands for the
+    """Remember `source`, a `%%solution` cell with or without its first line, as the solution of
+    problem `ident`. The module graded keeps the cell's line numbers: an empty line stands for the
     `%%solution` line, and for each magic or shell line (they are not Python)."""
     key = Catalogue().get(ident).key
-    lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in source.splitlines()]
+    lines = source.splitlines()
+    if lines and lines[0].startswith(MARKER):
+        lines = lines[1:]
+    lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in lines]
     _recorded[key] = "\n".join(["", *lines]) + "\n"
     _last[:] = [key]
 

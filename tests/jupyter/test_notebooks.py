@@ -48,7 +48,10 @@ def test_cli_regenerates_and_checks(tmp_path):
     assert grader_cli("new", "999", "demo", "--title", "Demo", env=env).returncode == 0
     missing = grader_cli("notebooks", "--check", env=env)
     assert missing.returncode == 1 and "999-demo.ipynb" in missing.stderr
-    assert grader_cli("notebooks", env=env).returncode == 0
+    first = grader_cli("notebooks", env=env)
+    assert first.returncode == 0 and first.stdout == f"  wrote {tmp_path / 'problems/999-demo/999-demo.ipynb'}\n"
+    again = grader_cli("notebooks", env=env)
+    assert again.stdout == f"  unchanged {tmp_path / 'problems/999-demo/999-demo.ipynb'}\n"
     assert grader_cli("notebooks", "--check", env=env).returncode == 0
     statement = tmp_path / "problems/999-demo/statement.md"
     statement.write_text(statement.read_text() + "\nOne more sentence.\n")
