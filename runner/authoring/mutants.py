@@ -137,7 +137,7 @@ def load_mutants(pdir: ProblemDir) -> list[Mutant]:
     reference = pdir.solution_file.read_text(encoding="utf-8")
     mutants = []
     for name, table in tables.items():
-        where = f"{path}: [{name}]"
+        where = f"{path}: {name}"
         if not isinstance(table, dict) or not isinstance(table.get("mistake"), str):
             raise MutantError(f"{where}: needs `mistake`, a sentence saying what is wrong")
         edits = table.get("edit")

@@ -1,6 +1,6 @@
 """`grader validate`: a problem folder is sound when its metadata parses, its files are there, its
-statement renders and its worked example agrees with the reference, its coverage map names tests
-that exist, the reference and every alternative solution score full marks, the starter scores zero,
+statement renders and its worked example agrees with the reference, no `TODO` placeholder is left,
+its notebook is fresh, its coverage map names tests that exist, the reference and every alternative solution score full marks, the starter scores zero,
 every mutant (a realistic mistake) fails some hidden test, and a submission that answers with empty
 tensors earns no hidden points. (`grader validate --mutate` is runner.authoring.mutation.)"""
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import doctest
 import re
 import tempfile
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from runner.problems.catalogue import ProblemDir
 from runner.grading.pipeline import GradingError, grade
 from runner.authoring import coverage, empty_answers
 from runner.authoring.alternatives import check_alternatives
+from runner.authoring.placeholders import check_placeholders
 from runner.authoring.mutants import Mutant, MutantError, load_equivalents, load_mutants
 from runner.records.results import Result, TestResult
 from runner.problems.schema import ProblemFormatError
@@ -52,19 +54,57 @@ class Report:
         return ok
 
 
+class ExampleRunner(doctest.DocTestRunner):
+    """Reports a failing example as `statement.md, line N: ...` (the file's own line), without
+    doctest's banner."""
+
+    def report_failure(self, out, test, example, got):
+        """An example whose output differs from the statement's."""
+        out(f"{where(test, example)}: >>> {example.source.strip()}\n"
+            f"  expected: {example.want.strip() or '(nothing)'}\n  got: {got.strip() or '(nothing)'}\n")
+
+    def report_unexpected_exception(self, out, test, example, exc_info):
+        """An example that raised."""
+        error = traceback.format_exception_only(*exc_info[:2])[-1].strip()
+        out(f"{where(test, example)}: >>> {example.source.strip()}\n  raised {error}\n")
+
+
+def where(test: doctest.DocTest, example: doctest.Example) -> str:
+    """`statement.md, line N`: the file line of an example (the test's lineno is its block's)."""
+    return f"{test.filename}, line {test.lineno + example.lineno + 1}"
+
+
 def run_worked_example(pdir: ProblemDir) -> tuple[bool, str]:
     """Run the statement's doctest examples with the reference's names as globals."""
-    blocks = [b for b in PYTHON_BLOCK.findall(pdir.text("statement.md")) if ">>>" in b]
+    text = pdir.text("statement.md")
+    blocks = [m for m in PYTHON_BLOCK.finditer(text) if ">>>" in m.group(1)]
     if not blocks:
         return False, "statement.md has no worked example (a ```python block with >>> lines)"
     module = import_file(pdir.solution_file, "reference_for_example")
-    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    parser, runner = doctest.DocTestParser(), ExampleRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     out: list[str] = []
     for i, block in enumerate(blocks):
-        test = parser.get_doctest(block, dict(vars(module)), f"statement.md example {i + 1}", "statement.md", 0)
+        first_line = text.count("\n", 0, block.start(1))  # 0-based: the block's first line in the file
+        test = parser.get_doctest(block.group(1), dict(vars(module)), f"statement.md example {i + 1}",
+                                  "statement.md", first_line)
         runner.run(test, out=out.append)
     failed = runner.summarize(verbose=False).failed
-    return failed == 0, "".join(out)[-3000:]
+    return failed == 0, "".join(out).rstrip("\n")[-3000:]
+
+
+def notebook_fresh(pdir: ProblemDir) -> tuple[bool, str]:
+    """(ok, why not): the problem's notebook exists and is what `grader notebooks` would write now."""
+    try:
+        from runner.jupyter.notebooks import notebook_state
+    except ImportError:
+        return True, 'not checked: writing notebooks needs the lab extra (pip install -e ".[lab]")'
+    state = notebook_state(pdir)
+    fix = f"run `grader notebooks {pdir.meta.id}`"
+    if state == "missing":
+        return False, f"{pdir.notebook.name} is missing: {fix}"
+    if state == "stale":
+        return False, f"{pdir.notebook.name} differs from the problem's files: {fix}"
+    return True, ""
 
 
 def statement_renders(pdir: ProblemDir) -> tuple[bool, str]:
@@ -120,6 +160,8 @@ def _validate(pdir: ProblemDir, backend: str, unsafe: bool, pool: SandboxPool | 
     missing += [str(p) for p in (pdir.solution_file, pdir.grader_dir / "test_hidden.py") if not p.is_file()]
     if not report.add("files", not missing, "missing: " + ", ".join(missing) if missing else ""):
         return report
+    report.add("no placeholders left", *check_placeholders(pdir))
+    report.add("notebook is up to date", *notebook_fresh(pdir))
     report.add("statement renders", *statement_renders(pdir))
     report.add("statement states the allowed imports", *statement_states_imports(pdir))
     report.add("worked example agrees with the reference", *run_worked_example(pdir))

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markdown import Markdown
 from rich.table import Table
 
-from runner.cli.output import console, err, fail, print_result
+from runner.cli.output import console, err, fail, markdown, print_result, rule
 from runner.problems.catalogue import Catalogue, ProblemDir, UnknownProblem, find_problem_for_path
 from runner.problems.schema import ProblemFormatError
 from runner.settings import current as current_settings
 
+SUBMITTABLE = (".py", ".ipynb")  # what `grader submit` grades
 INVALID_EXIT = 4  # `grader submit`: 0 graded, 2 usage, 3 the grader failed, 4 the file could not be graded
 MIN_MUTATION_SCORE = 0.95  # `grader validate --mutate`: the target for killed / (total - equivalent)
 
@@ -88,11 +88,11 @@ def show(ident: str = typer.Argument(..., metavar="ID"),
     m = pdir.meta
     console.print(f"[bold]{m.id}. {m.title}[/]  [cyan]{m.difficulty.value}[/]  {', '.join(m.tags)}")
     console.print(f"[dim]{m.paper.title} - {m.paper.section}[/]")
-    console.print(Markdown(pdir.text("statement.md")))
+    markdown(pdir.text("statement.md"))
     for flag, name in ((learn, "learn.md"), (hints, "hints.md")):
         if flag:
-            console.rule(name)
-            console.print(Markdown(pdir.text(name)))
+            rule(name)
+            markdown(pdir.text(name))
     console.print(f"\nStart with: [bold]grader start {m.key}[/]")
 
 
@@ -150,7 +150,10 @@ def submit(ident: str = typer.Argument(..., metavar="ID"), file: Path = typer.Ar
                                                 help="send it to a course server instead of grading here "
                                                      "[default: GRADER_SERVER]"),
            token: Optional[str] = typer.Option(None, "--token", help="your API token [default: GRADER_TOKEN]")):
-    """Grade a file with the public and hidden tests in the sandbox and store the result."""
+    """Grade a file with the public and hidden tests in the sandbox and store the result.
+
+    FILE is a .py file or a notebook (.ipynb); a working folder (from `grader start`) stands for its solution.py."""
+    file = submission_file(file)
     settings = current_settings()
     server = server or settings.server
     if server:
@@ -165,8 +168,6 @@ def submit(ident: str = typer.Argument(..., metavar="ID"), file: Path = typer.Ar
     pdir = problem_or_exit(ident)
     if backend not in ("local", "docker"):
         fail(f"--backend must be local or docker, not {backend!r}")
-    if not file.exists():
-        fail(f"{file}: no such file")
     with console.status(f"grading {file.name} on {pdir.key} ({backend} sandbox)...", spinner="dots") \
             if not as_json else contextlib.nullcontext():
         try:
@@ -177,8 +178,22 @@ def submit(ident: str = typer.Argument(..., metavar="ID"), file: Path = typer.Ar
         record = {"gradescope": to_gradescope, "exercism": to_exercism}.get(export or "", None)
         print(json.dumps(record(result) if record else result.model_dump(), indent=2))
     else:
-        print_result(result)
+        print_result(result, file)
     _exit_for(result)
+
+
+def submission_file(path: Path) -> Path:
+    """The file `grader submit` grades: FILE itself, or a working folder's solution.py; a clear
+    exit, before anything is stored or sent, when there is none or it is of a type never graded."""
+    if path.is_dir():
+        if not (path / "solution.py").is_file():
+            fail(f"{path} is a folder without a solution.py: pass the file to grade (.py or .ipynb)")
+        return path / "solution.py"
+    if path.suffix not in SUBMITTABLE:
+        fail(f"{path}: not a Python file (.py) or a notebook (.ipynb), the only files that can be graded")
+    if not path.is_file():
+        fail(f"{path}: no such file")
+    return path
 
 
 def _exit_for(result) -> None:
@@ -199,7 +214,7 @@ def _submit_remote(server: str, token: str | None, ident: str, file: Path, as_js
     if as_json:
         print(json.dumps(result.model_dump(), indent=2))
     else:
-        print_result(result)
+        print_result(result, file)
     _exit_for(result)
 
 
@@ -216,6 +231,12 @@ def results(ident: Optional[str] = typer.Argument(None, metavar="[ID]"),
         print(json.dumps([{"id": r.id, "problem": r.problem, "status": r.status, "score": r.score,
                            "max_score": r.max_score, "sha256": r.sha256, "filename": r.filename,
                            "created_at": r.created_at.isoformat()} for r in rows], indent=2))
+        return
+    if not rows:
+        where = f" for {key}" if key else ""
+        console.print(f"No submissions{where} yet. Submit a file with: grader submit {key or 'ID'} FILE "
+                      f"(FILE: your solution.py or notebook; `grader start {key or 'ID'} DIR` makes one)",
+                      markup=False, highlight=False)
         return
     table = Table(title="Submissions")
     for col in ("#", "when (UTC)", "problem", "file", "status", "score"):
@@ -302,7 +323,8 @@ def new(ident: int = typer.Argument(..., metavar="ID"), slug: str = typer.Argume
         fail(str(exc))
     for path in written:
         console.print(f"  wrote {path}")
-    console.print(f"\nFill them in, then run: grader validate {ident}")
+    console.print(f"\nFill them in (replace every TODO), then run: grader notebooks {ident} && grader validate {ident}",
+                  highlight=False)
 
 
 @app.command()
@@ -369,7 +391,7 @@ def notebooks(idents: Optional[list[str]] = typer.Argument(None, metavar="[ID ..
             err.print(f"stale: {pdir.notebook} (run `grader notebooks {pdir.meta.id}`)", highlight=False)
         raise typer.Exit(1 if stale else 0)
     for pdir in pdirs:
-        console.print(f"  wrote {write_notebook(pdir)}", highlight=False)
+        console.print(f"  {'wrote' if write_notebook(pdir) else 'unchanged'} {pdir.notebook}", highlight=False)
 
 
 course_app = typer.Typer(help="An nbgrader course built from the problems.", no_args_is_help=True)

@@ -3,25 +3,59 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 from runner.records.results import Result
 
-console = Console()
-err = Console(stderr=True)
+# Piped or captured output is read by scripts, logs and `grep`: nothing is wrapped there, so a path,
+# command or option is never cut mid-word. Tables get room for their widest row; rules and
+# markdown, which fill the width, are written as plain text instead (`rule`, `markdown`).
+PIPED_WIDTH = 10_000
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console at the terminal's width, or, when piped or captured, one that never wraps."""
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return probe
+    # stderr keeps its width for the log lines, which are padded to it; its prints never wrap.
+    return Console(stderr=stderr, width=None if stderr else PIPED_WIDTH, soft_wrap=True)
+
+
+console = make_console()
+err = make_console(stderr=True)
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "memory": "yellow",
                 "crashed": "magenta", "invalid": "magenta", "skipped": "dim"}
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print `error: message` on stderr and exit with `code`."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print `error: message` on stderr (as plain text: `[name]` stays) and exit with `code`."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
-def print_result(result: Result) -> None:
-    """The verdict table of a graded submission, then where and how long it was graded."""
+def rule(title: str, style: str = "rule.line") -> None:
+    """A titled horizontal rule on a terminal; `── title ──` when piped or captured."""
+    if console.is_terminal:
+        console.rule(title, style=style)
+    else:
+        console.print(f"── {title} ──", markup=False, highlight=False)
+
+
+def markdown(text: str) -> None:
+    """Markdown rendered on a terminal; its source as it is when piped or captured."""
+    if console.is_terminal:
+        console.print(Markdown(text))
+    else:
+        console.print(text.rstrip("\n"), markup=False, highlight=False)
+
+
+def print_result(result: Result, file=None) -> None:
+    """The verdict table of a graded submission, then the file graded (when given), where and how
+    long it was graded."""
     title = f"{result.problem}: {result.score:g} / {result.max_score:g}"
     if result.status == "invalid":
         title += " (the file could not be graded)"
@@ -36,8 +70,9 @@ def print_result(result: Result) -> None:
                       t.message)
     console.print(table)
     sub = f"submission #{result.submission_id}, " if result.submission_id else ""
+    graded = f"graded {file}, " if file is not None else ""
     where = ", on the CPU" if result.device == "cpu" else ", on the GPU" if result.device == "cuda" else ""
-    console.print(f"[dim]{sub}{result.backend} backend{where}, {result.duration_s:.1f} s[/]")
+    console.print(f"[dim]{escape(graded + sub)}{result.backend} backend{where}, {result.duration_s:.1f} s[/]")
 
 
 def equivalent_entry(original: str, mutated: str) -> str:
@@ -84,7 +119,7 @@ def print_mutation_report(report, min_score: float) -> bool:
                          f"mutated = {entry.mutated!r} (remove it, or update it to the reference)"), highlight=False)
     for outcome in report.survivors():
         mutant = outcome.mutant
-        console.rule(f"survived: mutant {mutant.name}", style="red")
+        rule(f"survived: mutant {mutant.name}", style="red")
         console.print(Syntax(mutant.diff.rstrip("\n"), "diff", theme="ansi_dark", background_color="default"))
         console.print("[dim]write a test that kills it, or declare it in mutants.toml:[/]", highlight=False)
         console.print(equivalent_entry(mutant.original, mutant.mutated), markup=False, highlight=False)

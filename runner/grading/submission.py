@@ -90,7 +90,8 @@ def top_level_names(tree: ast.Module) -> set[str]:
 def notebook_to_module(filename: str, text: str) -> str:
     """The code cells tagged `solution`, or every code cell when none is tagged.
 
-    IPython magics and shell lines (% and !) are dropped: they are not Python.
+    IPython magics and shell lines (% and !) become empty lines: they are not Python, and a
+    single cell keeps its own line numbers in syntax errors and tracebacks.
     """
     try:
         nb = json.loads(text)
@@ -108,6 +109,6 @@ def notebook_to_module(filename: str, text: str) -> str:
     for cell in chosen:
         src = cell.get("source", "")
         src = "".join(src) if isinstance(src, list) else str(src)
-        lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in src.splitlines()]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,6 +24,7 @@ from runner.records.results import Result
 
 MARKER = "%%solution"
 _recorded: dict[str, str] = {}  # problem key -> source of its %%solution cell, as last run
+_last: list[str] = []  # the key of the problem whose %%solution cell ran last
 
 STATUS_COLOUR = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#cf222e", "timeout": "#9a6700",
                  "memory": "#9a6700", "crashed": "#8250df", "invalid": "#8250df", "skipped": "#6e7781"}
@@ -33,36 +35,87 @@ class NoSolution(LookupError):
 
 
 def load_ipython_extension(ipython) -> None:
-    """`%load_ext runner.jupyter`: record `%%solution` cells from now on."""
+    """`%load_ext runner.jupyter`: record `%%solution` cells from now on, and confirm each one."""
     if record_solution_cell not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(record_solution_cell)
+    if confirm_solution_cell not in ipython.events.callbacks["post_run_cell"]:
+        ipython.events.register("post_run_cell", confirm_solution_cell)
 
 
 def record_solution_cell(lines: list[str]) -> list[str]:
     """IPython input transformer: a cell whose first line is `%%solution ID` is recorded as the
     solution of problem ID, then runs as ordinary Python. Rewriting the cell instead of running it
-    from a magic keeps IPython's own tracebacks and error status, and the cell's line numbers."""
+    from a magic keeps IPython's own tracebacks and error status, and the cell's line numbers.
+    An unknown ID records nothing; `confirm_solution_cell` says so after the cell ran."""
     if lines and lines[0].startswith(MARKER):
-        record(lines[0][len(MARKER):].strip(), "".join(lines[1:]))
+        with contextlib.suppress(LookupError):
+            record(lines[0][len(MARKER):].strip(), "".join(lines[1:]))
         return ["# " + lines[0], *lines[1:]]
     return lines
 
 
+def confirm_solution_cell(result) -> None:
+    """IPython post_run_cell hook: after a `%%solution` cell, one line saying what was recorded
+    (or, for an unknown or missing ID, which IDs there are)."""
+    cell = result.info.raw_cell or ""
+    if not cell.startswith(MARKER):
+        return
+    ident = cell.split("\n", 1)[0][len(MARKER):].strip()
+    try:
+        pdir = Catalogue().get(ident) if ident else None
+    except LookupError as exc:
+        print(f"{MARKER} {ident}: {exc}; nothing recorded", file=sys.stderr)
+        return
+    if pdir is None:
+        print(f"{MARKER} needs a problem id, e.g. `{MARKER} 413` ({known_ids()}); nothing recorded",
+              file=sys.stderr)
+        return
+    if result.success:
+        lines = len(cell.rstrip().splitlines()) - 1
+        print(f"{pdir.key}: recorded {lines} lines as your solution; run submit() to grade it "
+              "(public_tests() to check it first)")
+
+
+def known_ids() -> str:
+    """`known: 413-forward-process, ...`, the problems a `%%solution` cell may name."""
+    try:
+        return "known: " + (", ".join(Catalogue().keys()) or "none")
+    except LookupError as exc:
+        return str(exc)
+
+
 def record(ident: str, source: str) -> None:
-    """Remember `source` as the solution of problem `ident`."""
+    """Remember `source`, a `%%solution` cell with or without its first line, as the solution of
+    problem `ident`. The module graded keeps the cell's line numbers: an empty line stands for the
+    `%%solution` line, and for each magic or shell line (they are not Python)."""
     key = Catalogue().get(ident).key
-    # Magics and shell lines are not Python; the sandbox gets the module without them,
-    # as `grader submit` does for a notebook file.
-    lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
-    _recorded[key] = "\n".join(lines) + "\n"
+    lines = source.splitlines()
+    if lines and lines[0].startswith(MARKER):
+        lines = lines[1:]
+    lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in lines]
+    _recorded[key] = "\n".join(["", *lines]) + "\n"
+    _last[:] = [key]
 
 
-def recorded_solution(ident: str) -> tuple[ProblemDir, str]:
-    """(problem, source of its last run `%%solution` cell); NoSolution when none ran."""
+def recorded_solution(ident: str | None = None) -> tuple[ProblemDir, str]:
+    """(problem, source of its last run `%%solution` cell); NoSolution when none ran. Without an
+    ident: the problem whose `%%solution` cell ran last."""
+    if ident is None:
+        if not _last:
+            raise NoSolution(f"no solution in this kernel: run your `{MARKER} ID` cell first")
+        ident = _last[0]
     pdir = Catalogue().get(ident)
     if pdir.key not in _recorded:
         raise NoSolution(f"no solution for {pdir.key} in this kernel: run its `%%solution {pdir.key}` cell first")
     return pdir, _recorded[pdir.key]
+
+
+def is_starter(pdir: ProblemDir, source: str) -> bool:
+    """Whether `source` is the problem's starter, blank lines and trailing spaces aside."""
+    def code(text: str) -> list[str]:
+        return [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+
+    return code(source) == code(pdir.starter.read_text(encoding="utf-8"))
 
 
 @contextlib.contextmanager
@@ -113,8 +166,9 @@ class ResultView:
         return "\n".join(lines)
 
 
-def public_tests(ident: str, backend: str = "local") -> ResultView:
-    """Run the public tests on the recorded solution, in the sandbox. Nothing is stored."""
+def public_tests(ident: str | None = None, backend: str = "local") -> ResultView:
+    """Run the public tests on the recorded solution (default: of the `%%solution` cell run last),
+    in the sandbox. Nothing is stored."""
     from runner.grading.pipeline import grade
 
     pdir, source = recorded_solution(ident)
@@ -123,13 +177,18 @@ def public_tests(ident: str, backend: str = "local") -> ResultView:
     return ResultView(result, f"{pdir.key}, public tests")
 
 
-def submit(ident: str, backend: str = "local") -> ResultView:
-    """Grade the recorded solution with the public and hidden tests and store it in the gradebook,
-    exactly as `grader submit` does."""
+def submit(ident: str | None = None, backend: str = "local") -> ResultView | None:
+    """Grade the recorded solution (default: of the `%%solution` cell run last) with the public and
+    hidden tests and store it in the gradebook, exactly as `grader submit` does. The untouched
+    starter is not graded (Run All would store a zero): None, and a line saying so."""
     from runner.records.gradebook import Gradebook
     from runner.grading.lifecycle import submit as grade_and_store
 
     pdir, source = recorded_solution(ident)
+    if is_starter(pdir, source):
+        print(f"{pdir.key}: not submitted: your solution is still the starter. Write your code in the "
+              f"`{MARKER}` cell, run it, then run submit() again.")
+        return None
     with solution_file(source) as path:
         result = grade_and_store(pdir, path, Gradebook(), backend)
     return ResultView(result, f"{pdir.key}, submission")

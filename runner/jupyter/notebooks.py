@@ -69,14 +69,25 @@ def render(pdir: ProblemDir) -> str:
     return nbformat.writes(build_notebook(pdir)) + "\n"
 
 
-def write_notebook(pdir: ProblemDir, path: Path | None = None) -> Path:
-    """Write the notebook (default: next to the problem's files); its path."""
+def write_notebook(pdir: ProblemDir, path: Path | None = None) -> bool:
+    """Write the notebook (default: next to the problem's files) unless it is fresh already;
+    whether it was written."""
     path = path or pdir.notebook
-    path.write_text(render(pdir), encoding="utf-8")
-    return path
+    text = render(pdir)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def notebook_state(pdir: ProblemDir) -> str:
+    """"fresh", "missing", or "stale" (it differs from what `grader notebooks` would write now)."""
+    if not pdir.notebook.is_file():
+        return "missing"
+    return "fresh" if pdir.notebook.read_text(encoding="utf-8") == render(pdir) else "stale"
 
 
 def stale_notebooks(catalogue: Catalogue | None = None) -> list[ProblemDir]:
     """Problems whose committed notebook is missing or differs from a fresh rendering."""
     pdirs = (catalogue or Catalogue()).problems()
-    return [p for p in pdirs if not p.notebook.is_file() or p.notebook.read_text(encoding="utf-8") != render(p)]
+    return [p for p in pdirs if notebook_state(p) != "fresh"]

@@ -98,6 +98,13 @@ def test_bad_equivalents_name_the_file_and_entry(pdir, entry, error):
     assert str(mutants_file(pdir)) in str(exc.value)
 
 
+def test_a_mutant_that_cannot_be_applied_is_named(pdir):
+    write(mutants_file(pdir), MISTAKES + '[[returns_input.edit]]\nfind = "not in the reference"\nreplace = "x"\n')
+    with pytest.raises(MutantError) as exc:
+        load_mutants(pdir)
+    assert str(exc.value).startswith(f"{mutants_file(pdir)}: returns_input: edit 2: `find` occurs 0 times")
+
+
 def test_equivalents_live_beside_the_hand_written_mutants(pdir):
     write(mutants_file(pdir), MISTAKES + '\n[[equivalent]]\noriginal = "a"\nmutated = ""\nreason = "r"\n')
     assert [m.name for m in load_mutants(pdir)] == ["returns_input"]

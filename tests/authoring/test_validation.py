@@ -38,3 +38,52 @@ def test_the_statement_must_state_the_allowed_imports(tmp_path):
     statement.write_text(text.replace("Allowed imports:", "Imports:"), encoding="utf-8")
     ok, why = statement_states_imports(pdir)
     assert not ok and "Allowed imports: `torch`, `math`, `transformers.DynamicCache`." in why
+
+
+@pytest.fixture
+def scaffold(tmp_path):
+    from runner.authoring.scaffold import scaffold_problem
+
+    scaffold_problem(tmp_path, 900, "toy", "TODO title")
+    return Catalogue(tmp_path).get("900")
+
+
+def test_placeholders_are_named_until_each_is_replaced(scaffold):
+    from runner.authoring.placeholders import check_placeholders, placeholders
+
+    found = placeholders(scaffold)
+    assert "problems/900-toy/problem.toml:3: title = \"TODO title\"" in found
+    assert "problems/900-toy/statement.md:1: # TODO title" in found
+    assert "problems/900-toy/hints.md:2: - TODO: a second hint" in found
+    assert len(found) == 12
+    ok, detail = check_placeholders(scaffold)
+    assert not ok and detail.startswith("12 left, replace each TODO:\n    problems/900-toy/hints.md:1: ")
+    for path in scaffold.root.rglob("*.*"):
+        path.write_text(path.read_text().replace("TODO", "Toy"))
+    assert check_placeholders(scaffold) == (True, "")
+
+
+def test_the_notebook_must_be_there_and_fresh(scaffold):
+    from runner.authoring.validation import notebook_fresh
+    from runner.jupyter.notebooks import write_notebook
+
+    assert notebook_fresh(scaffold) == (False, "900-toy.ipynb is missing: run `grader notebooks 900`")
+    assert write_notebook(scaffold) is True and write_notebook(scaffold) is False  # "unchanged"
+    assert notebook_fresh(scaffold) == (True, "")
+    learn = scaffold.folder / "learn.md"
+    learn.write_text(learn.read_text() + "\nOne more paragraph.\n")
+    assert notebook_fresh(scaffold) == (False, "900-toy.ipynb differs from the problem's files: "
+                                               "run `grader notebooks 900`")
+
+
+def test_a_failing_worked_example_points_at_the_statements_own_line(scaffold):
+    from runner.authoring.validation import run_worked_example
+
+    statement = scaffold.folder / "statement.md"
+    line = statement.read_text().splitlines().index(">>> solve(torch.tensor([1.0, 2.0]))") + 1
+    scaffold.solution_file.write_text("def solve(x):\n    return 3 * x\n")
+    assert run_worked_example(scaffold) == (False, f"statement.md, line {line}: >>> solve(torch.tensor([1.0, 2.0]))\n"
+                                                   "  expected: tensor([2., 4.])\n  got: tensor([3., 6.])")
+    scaffold.solution_file.write_text("def solve(x):\n    raise ValueError('no')\n")
+    assert run_worked_example(scaffold) == (False, f"statement.md, line {line}: >>> solve(torch.tensor([1.0, 2.0]))\n"
+                                                   "  raised ValueError: no")

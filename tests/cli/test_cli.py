@@ -80,12 +80,31 @@ def test_submit_json_exports(tmp_path):
     assert ex["version"] == 2 and ex["status"] == "pass"
 
 
+def fill_in_placeholders(root):
+    """What an instructor does to the scaffold, crudely: every TODO replaced by text."""
+    for path in root.rglob("*"):
+        if path.suffix in (".md", ".toml", ".py") and "TODO" in path.read_text():
+            path.write_text(path.read_text().replace("TODO: ", "").replace('"TODO"', '"toy"'))
+
+
 def test_instructor_scaffold_and_validate(tmp_path):
     env = {"GRADER_ROOT": str(tmp_path), "GRADER_DATA_DIR": str(tmp_path / "data")}
     made = grader_cli("new", "900", "toy-problem", "--title", "Toy", env=env)
     assert made.returncode == 0, made.stderr
+    assert "replace every TODO), then run: grader notebooks 900 && grader validate 900" in made.stdout
+    # untouched, the scaffold fails: each placeholder is named, and the notebook is not written yet
+    untouched = grader_cli("validate", "900", env=env)
+    assert untouched.returncode == 1
+    assert "FAIL no placeholders left  9 left, replace each TODO:" in untouched.stdout
+    assert "problems/900-toy-problem/statement.md:3: TODO: what to implement" in untouched.stdout
+    assert 'problems/900-toy-problem/problem.toml:5: tags = ["TODO"]' in untouched.stdout
+    assert "FAIL notebook is up to date  900-toy-problem.ipynb is missing: run `grader notebooks 900`" in untouched.stdout
+    assert "ok   reference scores full marks" in untouched.stdout, "the other checks still run"
+    fill_in_placeholders(tmp_path)
+    assert grader_cli("notebooks", "900", env=env).returncode == 0
     ok = grader_cli("validate", "900", env=env)
     assert ok.returncode == 0, ok.stdout
+    assert "ok   no placeholders left" in ok.stdout and "ok   notebook is up to date" in ok.stdout
     assert "mutant returns_input is caught" in ok.stdout
     # break the reference: validation must fail and say which check
     (tmp_path / "solutions/900-toy-problem/solution.py").write_text("def solve(x):\n    return 3 * x\n")

@@ -48,7 +48,10 @@ def test_cli_regenerates_and_checks(tmp_path):
     assert grader_cli("new", "999", "demo", "--title", "Demo", env=env).returncode == 0
     missing = grader_cli("notebooks", "--check", env=env)
     assert missing.returncode == 1 and "999-demo.ipynb" in missing.stderr
-    assert grader_cli("notebooks", env=env).returncode == 0
+    first = grader_cli("notebooks", env=env)
+    assert first.returncode == 0 and first.stdout == f"  wrote {tmp_path / 'problems/999-demo/999-demo.ipynb'}\n"
+    again = grader_cli("notebooks", env=env)
+    assert again.stdout == f"  unchanged {tmp_path / 'problems/999-demo/999-demo.ipynb'}\n"
     assert grader_cli("notebooks", "--check", env=env).returncode == 0
     statement = tmp_path / "problems/999-demo/statement.md"
     statement.write_text(statement.read_text() + "\nOne more sentence.\n")
@@ -78,12 +81,39 @@ def html_of(cell) -> str:
     return "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
 
 
-def test_starter_notebook_runs_up_to_the_submission(tmp_path, catalogue):
+def stream(cell, name: str = "stdout") -> str:
+    return "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == name)
+
+
+def test_run_all_on_the_untouched_notebook_grades_the_public_tests_and_submits_nothing(tmp_path, catalogue):
     nb = nbformat.read(catalogue.get(PROBLEM).notebook, as_version=4)
-    nb.cells = [c for c in nb.cells if c.get("id") != "submit"]
     cells = run_notebook(nb, tmp_path)  # raises CellExecutionError on any failing cell
+    solution = cells["solution"]
+    lines = solution.source.splitlines()
+    assert stream(solution) == (f"{PROBLEM}: recorded {len(lines) - 1} lines as your solution; run submit() "
+                                "to grade it (public_tests() to check it first)\n")
     public = html_of(cells["public-tests"])
     assert f"{PROBLEM}, public tests: 0 / " in public and "NotImplementedError" in public
+    # a traceback names the cell's own line (the %%solution line is line 1)
+    first_raise = next(i for i, line in enumerate(lines, 1) if "raise NotImplementedError" in line)
+    assert f"line {first_raise}, in " in public
+    # Run All reaches submit(): the untouched starter is not graded, and nothing is stored
+    assert stream(cells["submit"]).startswith(f"{PROBLEM}: not submitted: your solution is still the starter.")
+    assert not cells["submit"].outputs[1:] and Gradebook().history(PROBLEM) == []
+
+
+def test_a_solution_cell_without_a_known_id_names_the_known_ids(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%load_ext runner.jupyter", id="setup"),
+        nbformat.v4.new_code_cell("%%solution 999\nx = 1", id="unknown"),
+        nbformat.v4.new_code_cell("%%solution\ny = 2", id="missing"),
+        nbformat.v4.new_code_cell("print(x + y)", id="ran")])
+    cells = run_notebook(nb, tmp_path)  # no traceback: CellExecutionError otherwise
+    known = ", ".join(Catalogue(ROOT).keys())
+    assert stream(cells["unknown"], "stderr") == f"%%solution 999: no problem '999' (known: {known}); nothing recorded\n"
+    assert stream(cells["missing"], "stderr") == (f"%%solution needs a problem id, e.g. `%%solution 413` "
+                                                  f"(known: {known}); nothing recorded\n")
+    assert stream(cells["ran"]) == "3\n", "the cell's code still runs"
 
 
 def test_reference_pasted_into_the_notebook_scores_full_marks(tmp_path, catalogue):
@@ -99,12 +129,13 @@ def test_reference_pasted_into_the_notebook_scores_full_marks(tmp_path, catalogu
     assert row.content.decode().strip() == reference.strip()
 
 
-def test_syntax_error_in_the_solution_cell_is_invalid(tmp_path):
-    nb = with_solution("def corrupt_canvas(tokens:\n    return tokens\n")
+def test_syntax_error_in_the_solution_cell_is_invalid_at_the_cells_own_line(tmp_path):
+    nb = with_solution("import torch\n%time 1\n\ndef corrupt_canvas(tokens:\n    return tokens\n")
     cells = run_notebook(nb, tmp_path, allow_errors=True)
-    assert [o.ename for o in cells["solution"].outputs if o.output_type == "error"] == ["SyntaxError"]
+    [error] = [o for o in cells["solution"].outputs if o.output_type == "error"]
+    assert error.ename == "SyntaxError" and "line 5" in error.evalue  # IPython's, counting the %%solution line
     assert "invalid" in html_of(cells["submit"])
     [row] = Gradebook().history(PROBLEM)
     tests = row.result().tests
     assert tests and {t.status for t in tests} == {"invalid"} and row.score == 0
-    assert "syntax error at line 1" in tests[0].message
+    assert "syntax error at line 5" in tests[0].message
