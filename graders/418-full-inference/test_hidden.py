@@ -38,9 +38,14 @@ WIDE = MIXED * 20
 # row ends its count quickly. Rows that ended earlier are denoised like any other row.
 CUT = symbol(25)
 ENDED_EARLY = [count_example(20, 24)[0], count_example(0, 18)[0]]
-# Other stopping settings: stability over two canvases of history; no stability at all.
-THRESHOLDS = [dict(stability_threshold=2, confidence_threshold=0.02),
-              dict(stability_threshold=0, confidence_threshold=0.3, t_max=2.0, t_min=1.0)]
+# Other stopping settings: stability over two argmax canvases; no stability at all, where some
+# rows stop at the first step and the model changes its mind about them at the next one (their
+# argmax canvas must stay frozen).
+THRESHOLDS = [(MIXED, dict(stability_threshold=2, confidence_threshold=0.02)),
+              (MIXED * 8, dict(stability_threshold=0, confidence_threshold=0.3, t_max=1.2, t_min=0.8,
+                               max_denoising_steps=12))]
+# An eos id the model never writes (bos): no row ends, and generation runs every canvas it may.
+NEVER = copy_example([])[0][0]
 ALPHA = 1e-6  # each statistical check fails a correct solution with probability below this
 
 
@@ -268,7 +273,8 @@ def ended_early(submission):
 
 @pytest.fixture(scope="session")
 def thresholds(submission):
-    return [run_unchecked(submission, MIXED, 18 + i, max_new_tokens=2 * L, **kw) for i, kw in enumerate(THRESHOLDS)]
+    return [run_unchecked(submission, prompts, 18 + i, max_new_tokens=2 * L, **kw)
+            for i, (prompts, kw) in enumerate(THRESHOLDS)]
 
 
 @pytest.fixture(scope="session")
@@ -634,7 +640,27 @@ def test_other_stability_and_confidence_thresholds(thresholds):
             assert len(c["calls"]) == want, ("with another stability_threshold or confidence_threshold, the denoising "
                                              "loop did not end right when every row was stable and confident")
         assert committed_ok(canvases, seq, ids.shape[1]), \
-            "with another stability_threshold, a committed canvas is not the argmax canvas the row stopped with"
+            "a committed canvas is not the argmax canvas the row stopped with (a stopped row keeps its argmax canvas)"
+
+
+def test_stopper_history_starts_afresh_in_each_canvas(submission):
+    """The stability check compares with the argmax canvases of the current canvas's loop only. With
+    an eos id the model never writes, short answers run three canvases, the last two all padding
+    alike: the third must not count as stable at its first step."""
+    prompts = [copy_example([3, 4])[0], count_example(5, 7)[0]]
+    submission.handle_method("model", "grader_set_eos", [NEVER])
+    try:
+        _, _, _, _, log, s = run(submission, prompts, 23, max_new_tokens=3 * L)
+    finally:
+        submission.handle_method("model", "grader_set_eos", EOS)
+    canvases = replay(log, s)
+    assert len(canvases) == 3, "with an eos id that never appears, generation should fill every canvas max_new_tokens allows"
+    for c in canvases:
+        stop = c["all_stopped_at"]
+        want = s["max_denoising_steps"] if stop is None else stop + 1
+        assert len(c["calls"]) >= want, \
+            "a canvas's loop stopped too early: is the stability history carried over from the previous canvas?"
+        assert len(c["calls"]) <= want, "the denoising loop went on after every row was stable and confident"
 
 
 @torch.no_grad()
