@@ -135,6 +135,8 @@ def test_sample_shape_and_dtype(submission):
     for x, what in ((logits, "float32 logits"), (logits.bfloat16(), "bfloat16 logits")):
         for t in (0.7, 0.0):
             _tokens(submission.sample_tokens(x, t, Generator(1)), (3, 5), f"tokens sampled from {what}")
+    # The generator is optional: without one, the draw uses torch's global generator.
+    _tokens(submission.sample_tokens(logits, 0.7), (3, 5), "tokens sampled without a generator")
 
 
 def test_zero_temperature_is_argmax(submission):

@@ -50,7 +50,7 @@ def image_ids(image: torch.Tensor) -> torch.Tensor:
     return ids
 
 
-DECODER_SLIDING_CASES = [  # (seed, batch, P, C, W)
+DECODER_SLIDING_CASES = [  # (seed, batch, P, L, W)
     (10, 5, 9, 4, 4),
     (11, 4, 12, 3, 2),
     (12, 4, 7, 5, 7),     # window equal to the prefix length
@@ -83,10 +83,13 @@ def test_decoder_shape_and_dtype(submission):
     out = submission.decoder_attention_mask(torch.ones(2, 0, dtype=torch.bool), 3)
     assert_shape_dtype(out, (2, 3, 3), torch.bool, what="the decoder mask with an empty prefix")
     assert bool(out.all()), "with an empty prefix the canvas queries must see the whole canvas"
+    out = submission.decoder_attention_mask(torch.ones(2, 0, dtype=torch.bool), 3, 4)
+    assert_shape_dtype(out, (2, 3, 3), torch.bool, what="the sliding-layer decoder mask with an empty prefix")
+    assert bool(out.all()), "with an empty prefix the canvas queries must see the whole canvas"
 
 
 def test_decoder_canvas_is_fully_bidirectional(submission):
-    """Every canvas query sees every canvas key, on full and sliding layers (even when C > W)."""
+    """Every canvas query sees every canvas key, on full and sliding layers (even when L > W)."""
     prefix = prefix_masks(1, 4, 6)
     full = submission.decoder_attention_mask(prefix, 7)
     assert_shape_dtype(full, (4, 7, 13), torch.bool, what="the full-layer decoder mask")

@@ -8,12 +8,15 @@ also compared with transformers' own generate() on prompts where the model is co
 """
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from runner.handles.diffusiongemma import model_folder
 from runner.handles.diffusiongemma import (CANVAS_LENGTH as L, EOS, PAD, VOCAB_SIZE as V, copy_example, count_example,
-                          left_pad, load_model)
+                          left_pad, load_model, symbol)
+from runner.sandbox.failures import SolverError
 from runner.testing import Generator, Handle, assert_shape_dtype, binomial_bound
 
 MODEL = Handle("model")
@@ -28,11 +31,27 @@ CONFIDENT = [copy_example([11, 19, 15])[0], copy_example([20, 4, 7, 20, 4, 1, 1,
 # after different numbers of steps (the model is less sure of the last copy).
 MIXED = [copy_example([7, 18])[0], count_example(0, 18)[0], copy_example([24, 20, 9, 13, 16, 12, 18, 11, 17])[0],
          count_example(3, 24)[0], copy_example([7, 4, 11, 11, 14, 22, 14, 17, 11, 3])[0]]
+# A wide batch for the statistical tests: many starting, sampled and renoised tokens in one canvas.
+WIDE = MIXED * 20
+# With CUT among the eos ids, the first prompt's row ends mid-count in the first canvas; in the
+# next canvas the model is unsure what follows such a cut (that row stops late), while the second
+# row ends its count quickly. Rows that ended earlier are denoised like any other row.
+CUT = symbol(25)
+ENDED_EARLY = [count_example(20, 24)[0], count_example(0, 18)[0]]
+# Other stopping settings: stability over two argmax canvases; no stability at all, where some
+# rows stop at the first step and the model changes its mind about them at the next one (their
+# argmax canvas must stay frozen).
+THRESHOLDS = [(MIXED, dict(stability_threshold=2, confidence_threshold=0.02)),
+              (MIXED * 8, dict(stability_threshold=0, confidence_threshold=0.3, t_max=1.2, t_min=0.8,
+                               max_denoising_steps=12))]
+# An eos id the model never writes (bos): no row ends, and generation runs every canvas it may.
+NEVER = copy_example([])[0][0]
+ALPHA = 1e-6  # each statistical check fails a correct solution with probability below this
 
 
 # ------------------------------------------------------------------ running and replaying
 
-def run_unchecked(submission, prompts, seed, **kwargs):
+def run_unchecked(submission, prompts, seed, mask_dtype=torch.bool, **kwargs):
     """(input_ids, mask, answer, log, settings) of one generate call, its answer not yet checked.
 
     The session fixtures call this: a check that failed inside a fixture would stop the grading
@@ -40,7 +59,7 @@ def run_unchecked(submission, prompts, seed, **kwargs):
     ids, mask = left_pad(prompts)
     settings = DEFAULTS | kwargs
     submission.handle_method("model", "grader_clear_log")
-    out = submission.generate(MODEL, ids, attention_mask=mask, generator=Generator(seed), **settings)
+    out = submission.generate(MODEL, ids, attention_mask=mask.to(mask_dtype), generator=Generator(seed), **settings)
     log = submission.handle_method("model", "grader_take_log")
     return ids, mask, out, log, settings
 
@@ -127,13 +146,53 @@ def expected_passes(canvases, finished_before: list[torch.Tensor]) -> torch.Tens
     return passes
 
 
-def finished_before_each_canvas(seq: torch.Tensor, prompt_len: int, n_canvases: int) -> list[torch.Tensor]:
+def finished_before_each_canvas(seq: torch.Tensor, prompt_len: int, n_canvases: int,
+                                eos_ids=(EOS,)) -> list[torch.Tensor]:
     gen = seq[:, prompt_len:]
     out, fin = [], torch.zeros(seq.shape[0], dtype=torch.bool)
     for c in range(n_canvases):
         out.append(fin.clone())
-        fin |= (gen[:, c * L:(c + 1) * L] == EOS).any(-1)
+        fin |= torch.isin(gen[:, c * L:(c + 1) * L], torch.tensor(list(eos_ids))).any(-1)
     return out
+
+
+LAMBDAS = (0.25, 0.5, 1.0)
+
+
+def plausible_count(y: float, mu: float, alpha: float) -> bool:
+    """False when y, a sum of 0/1 draws each made with conditional probability p_i given what came
+    before (mu = the sum of the p_i), lies this far from mu with probability below alpha.
+
+    exp(l * y - (e^l - 1) * mu) is a supermartingale for every fixed l, so by Ville's inequality
+    it exceeds 1 / a with probability at most a, whatever decided which draws are counted (the
+    model's logits, the solution's drawing order). The check uses a fixed grid of l of both signs
+    and splits alpha over it (union bound)."""
+    limit = math.log(2 * len(LAMBDAS) / alpha)
+    return all(lam * y - math.expm1(lam) * mu <= limit and -lam * y - math.expm1(-lam) * mu <= limit
+               for lam in LAMBDAS)
+
+
+def uniform_counts_ok(tokens: torch.Tensor, vocab: int, alpha: float) -> bool:
+    """tokens: each drawn uniformly from [0, vocab) given what came before. Checks the count of
+    every id and of 64 (or vocab) equal id ranges, alpha split over all of them."""
+    tokens = tokens.flatten().long()
+    if tokens.numel() == 0:
+        return False
+    if bool(((tokens < 0) | (tokens >= vocab)).any()):
+        return False
+    n = tokens.numel()
+    per_id = alpha / 2 / vocab
+    if not all(plausible_count(c, n / vocab, per_id) for c in torch.bincount(tokens, minlength=vocab).tolist()):
+        return False
+    buckets = min(vocab, 64)
+    sizes = torch.bincount(torch.arange(vocab) * buckets // vocab, minlength=buckets).tolist()
+    counts = torch.bincount(tokens * buckets // vocab, minlength=buckets).tolist()
+    return all(plausible_count(c, n * size / vocab, alpha / 2 / buckets) for c, size in zip(counts, sizes))
+
+
+def active_rows(canvas: dict, step: int) -> torch.Tensor:
+    """(B,) bool: rows whose canvas after decoder call `step` is not frozen (not stopped before it)."""
+    return torch.tensor([stop is None or stop >= step for stop in canvas["stop_call"]])
 
 
 # transformers' results depend only on the prompts and settings: computed once per grading
@@ -194,6 +253,35 @@ def mixed(submission):
 def unsure(submission):
     """Hot temperatures and few steps: many positions are rejected and renoised."""
     return run_unchecked(submission, MIXED, 13, max_new_tokens=2 * L, **HOT)
+
+
+@pytest.fixture(scope="session")
+def wide(submission):
+    """One canvas of a wide batch at hot temperatures, for the statistical tests."""
+    return run_unchecked(submission, WIDE, 16, max_new_tokens=L, **HOT)
+
+
+@pytest.fixture(scope="session")
+def ended_early(submission):
+    """Two canvases; with CUT among the eos ids the first row ends in the first canvas."""
+    submission.handle_method("model", "grader_set_eos", [EOS, CUT])
+    try:
+        return run_unchecked(submission, ENDED_EARLY, 17, max_new_tokens=2 * L)
+    finally:
+        submission.handle_method("model", "grader_set_eos", EOS)
+
+
+@pytest.fixture(scope="session")
+def thresholds(submission):
+    return [run_unchecked(submission, prompts, 18 + i, max_new_tokens=2 * L, **kw)
+            for i, (prompts, kw) in enumerate(THRESHOLDS)]
+
+
+@pytest.fixture(scope="session")
+def cfg(hf_model):
+    """Sizes and ids of the graded model, read from its configuration."""
+    return {"V": hf_model.config.text_config.vocab_size, "L": hf_model.config.canvas_length,
+            "pad": hf_model.generation_config.pad_token_id}
 
 
 def committed_ok(canvases, seq, prompt_len) -> bool:
@@ -429,6 +517,184 @@ def test_same_seed_same_output_different_seed_differs(submission, unsure):
     _, _, _, _, log_other, _ = run(submission, MIXED, 99, max_new_tokens=2 * L, **HOT)
     assert not torch.equal(first, log_other["decoder"][0]["canvas"]), \
         "different seeds gave the same random starting canvas"
+
+
+def test_left_padded_prompts_of_different_lengths_run(submission):
+    """Prompts of different lengths come left-padded. A cache that does not know which of the
+    model's layers slide (a bare DynamicCache()) makes the model's decoder mask fail on them."""
+    short, longer = copy_example([3, 4, 5])[0], copy_example([9, 1, 2, 8, 6, 7])[0]
+    checked(run_unchecked(submission, [short], 21, max_new_tokens=L))  # one prompt, no padding
+    try:
+        record = run_unchecked(submission, [short, longer], 21, max_new_tokens=L)
+    except SolverError:
+        raise AssertionError(
+            "generate raised an error on a left-padded batch of prompts of different lengths, but not on one prompt: "
+            "build the cache with the model's config (DynamicCache(config=model.config)) and give the encoder and "
+            "decoder the 2D attention masks with the prompt's pads") from None
+    ids, _, seq, _, _, _ = checked(record)
+    assert torch.equal(seq[:, :ids.shape[1]], ids), "the prompt part of the sequences was changed"
+
+
+def test_integer_attention_mask(submission):
+    """A 0/1 integer attention_mask means the same as a boolean one: with the same seed, the
+    decoder sees the same logits and the outputs are the same."""
+    prompts = [copy_example([3, 4, 5])[0], count_example(7, 9)[0], copy_example([9, 1, 2, 8, 6, 7, 10])[0]]
+    _, _, seq, tpf, log, _ = checked(run_unchecked(submission, prompts, 22, max_new_tokens=L, **HOT))
+    _, _, seq_int, tpf_int, log_int, _ = checked(
+        run_unchecked(submission, prompts, 22, mask_dtype=torch.long, max_new_tokens=L, **HOT))
+    same_logits = len(log["decoder"]) == len(log_int["decoder"]) and all(
+        torch.allclose(a["logits"], b["logits"], rtol=1e-5, atol=1e-5) for a, b in zip(log["decoder"], log_int["decoder"]))
+    assert same_logits and torch.equal(seq, seq_int) and torch.allclose(tpf.double(), tpf_int.double()), \
+        "a 0/1 integer attention_mask gave other results than the same boolean mask"
+
+
+def test_starting_and_renoised_tokens_are_uniform(wide, cfg):
+    """Each canvas starts from tokens drawn uniformly from the whole vocabulary, and every rejected
+    position gets a fresh uniform token: the count of every id (and of id ranges) is checked, each
+    check failing a correct solution with probability below ALPHA / 2 (see plausible_count)."""
+    _, _, _, _, log, s = checked(wide)
+    start, renoised = [], []
+    for c in replay(log, s):
+        calls = c["calls"]
+        start.append(calls[0]["canvas"].flatten())
+        for i in range(len(calls) - 1):
+            rejected = ~c["accepted"][i] & active_rows(c, i)[:, None]
+            renoised.append(calls[i + 1]["canvas"][rejected])
+    start, renoised = torch.cat(start), torch.cat(renoised)
+    assert renoised.numel() >= 1000, "expected many rejected positions at hot temperatures"
+    assert uniform_counts_ok(start, cfg["V"], ALPHA / 2), \
+        "the starting canvas is not uniform over the vocabulary (every id in [0, vocab_size) equally likely)"
+    assert uniform_counts_ok(renoised, cfg["V"], ALPHA / 2), \
+        "renoised positions are not uniform over the vocabulary (every id in [0, vocab_size) equally likely)"
+
+
+@pytest.mark.points(2)
+def test_accepted_positions_are_draws_from_the_tempered_distribution(wide):
+    """An accepted position holds a token drawn from softmax(processed logits): it differs from
+    the argmax as often as that distribution says. The argmax itself, a fresh uniform token or a
+    draw at another temperature are far off; a correct solution fails with probability < ALPHA."""
+    _, _, _, _, log, s = checked(wide)
+    differs, expected = 0, 0.0
+    for c in replay(log, s):
+        calls = c["calls"]
+        for i in range(len(calls) - 1):
+            acc = c["accepted"][i] & active_rows(c, i)[:, None]
+            p_max, argmax = torch.softmax(c["eff"][i], dim=-1).max(-1)
+            differs += int((calls[i + 1]["canvas"] != argmax)[acc].sum())
+            expected += float((1 - p_max)[acc].sum())
+    assert expected >= 50, "expected many accepted positions with spread-out distributions at hot temperatures"
+    assert plausible_count(differs, expected, ALPHA), \
+        ("accepted positions do not hold draws from softmax(logits / T) at the step's temperature (check the "
+         "acceptance rule, and that an accepted position takes the sampled token)")
+
+
+@pytest.mark.points(2)
+def test_rows_that_ended_earlier_are_still_denoised(ended_early):
+    """A row that ended in an earlier canvas is denoised like any other row (sampled, accepted,
+    renoised, frozen once it stops) and the loop waits for it to stop too; only its committed
+    canvas becomes pad."""
+    ids, _, seq, _, log, s = checked(ended_early)
+    canvases = replay(log, s)
+    fin = finished_before_each_canvas(seq, ids.shape[1], len(canvases), eos_ids=(EOS, CUT))
+    assert len(canvases) >= 2 and bool(fin[1].any()) and not bool(fin[1].all()), \
+        "expected one row to end in the first canvas (at an id of the eos list) and another to go on"
+    n = same = 0
+    for c, before in zip(canvases[1:], fin[1:]):
+        calls = c["calls"]
+        stop = c["all_stopped_at"]
+        want = s["max_denoising_steps"] if stop is None else stop + 1
+        assert len(calls) >= want, ("the denoising loop of a later canvas ended before every row had stopped: rows "
+                                    "that ended in an earlier canvas are denoised too and count towards it")
+        assert len(calls) <= want, "the denoising loop of a later canvas went on after every row had stopped"
+        for i in range(len(calls) - 1):
+            rejected = ~c["accepted"][i] & (active_rows(c, i) & before)[:, None]
+            n += int(rejected.sum())
+            same += int((calls[i + 1]["canvas"] == calls[i]["canvas"])[rejected].sum())
+    assert same <= n / V + binomial_bound(n, 1 / V), \
+        "rows that ended in an earlier canvas were not renoised (they are denoised like any other row)"
+
+
+@pytest.mark.points(2)
+def test_decoder_reads_the_prompt_and_the_committed_canvases(mixed, ended_early, hf_model, cfg):
+    """The grader builds the cache the statement describes (the prompt, then each committed canvas
+    after the pad replacement, every committed position True in the mask, positions running on)
+    and runs the decoder on the canvas and self-conditioning logits the solution passed, at the
+    first and the last step of every canvas: the logits must be those the solution got."""
+    for record in (mixed, ended_early):
+        ids, mask, seq, _, log, _ = checked(record)
+        assert decoder_logits_match(hf_model, ids, mask, seq, log, cfg["L"]), \
+            ("the decoder's logits differ from those of a cache holding the prompt and the committed canvases (after "
+             "the pad replacement, all their positions unmasked), with positions that run on from the cache")
+    hf_model.grader_clear_log()
+
+
+def test_other_stability_and_confidence_thresholds(thresholds):
+    """stability_threshold 2 (and 0) and other confidence thresholds: the loop ends right when every
+    row is stable and confident, and each row commits the argmax canvas it stopped with."""
+    for record in thresholds:
+        ids, _, seq, _, log, s = checked(record)
+        canvases = replay(log, s)
+        for c in canvases:
+            stop = c["all_stopped_at"]
+            want = s["max_denoising_steps"] if stop is None else stop + 1
+            assert len(c["calls"]) == want, ("with another stability_threshold or confidence_threshold, the denoising "
+                                             "loop did not end right when every row was stable and confident")
+        assert committed_ok(canvases, seq, ids.shape[1]), \
+            "a committed canvas is not the argmax canvas the row stopped with (a stopped row keeps its argmax canvas)"
+
+
+def test_stopper_history_starts_afresh_in_each_canvas(submission):
+    """The stability check compares with the argmax canvases of the current canvas's loop only. With
+    an eos id the model never writes, short answers run three canvases, the last two all padding
+    alike: the third must not count as stable at its first step."""
+    prompts = [copy_example([3, 4])[0], count_example(5, 7)[0]]
+    submission.handle_method("model", "grader_set_eos", [NEVER])
+    try:
+        _, _, _, _, log, s = run(submission, prompts, 23, max_new_tokens=3 * L)
+    finally:
+        submission.handle_method("model", "grader_set_eos", EOS)
+    canvases = replay(log, s)
+    assert len(canvases) == 3, "with an eos id that never appears, generation should fill every canvas max_new_tokens allows"
+    for c in canvases:
+        stop = c["all_stopped_at"]
+        want = s["max_denoising_steps"] if stop is None else stop + 1
+        assert len(c["calls"]) >= want, \
+            "a canvas's loop stopped too early: is the stability history carried over from the previous canvas?"
+        assert len(c["calls"]) <= want, "the denoising loop went on after every row was stable and confident"
+
+
+@torch.no_grad()
+def decoder_logits_match(model, ids, mask, seq, log, canvas_length) -> bool:
+    from transformers import DynamicCache
+    import torch.nn.functional as F
+
+    atol = 1e-3 if model.dtype == torch.float32 else 0.25
+    prompt_len = ids.shape[1]
+    generated = seq[:, prompt_len:]
+    cache = DynamicCache(config=model.config)
+    mask_2d, new_tokens, cached = mask.bool(), ids, 0
+    for c, index in enumerate(sorted({d["after_encoder"] for d in log["decoder"]})):
+        n = new_tokens.shape[1]
+        model.model.encoder(input_ids=new_tokens.to(model.device), attention_mask=mask_2d.to(model.device),
+                            past_key_values=cache, position_ids=torch.arange(cached, cached + n, device=model.device)[None])
+        cached += n
+        calls = [d for d in log["decoder"] if d["after_encoder"] == index]
+        decoder_mask = F.pad(mask_2d, (0, canvas_length), value=True).to(model.device)
+        positions = torch.arange(cached, cached + canvas_length, device=model.device)[None]
+        for call in (calls[0], calls[-1]) if len(calls) > 1 else calls[:1]:
+            sc = None if call["sc"] is None else call["sc"].to(model.device, model.dtype)
+            logits = model(decoder_input_ids=call["canvas"].long().to(model.device), past_key_values=cache,
+                           self_conditioning_logits=sc, decoder_attention_mask=decoder_mask,
+                           decoder_position_ids=positions).logits
+            if call["logits"] is None or call["logits"].shape != logits.shape:
+                return False
+            if not torch.allclose(logits.float().cpu(), call["logits"], rtol=0, atol=atol):
+                return False
+        new_tokens = generated[:, c * canvas_length:(c + 1) * canvas_length]
+        if new_tokens.shape[1] != canvas_length:
+            return False
+        mask_2d = F.pad(mask_2d, (0, canvas_length), value=True)
+    return True
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU group: needs CUDA on the grading machine")

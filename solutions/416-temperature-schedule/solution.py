@@ -56,11 +56,11 @@ def sample_tokens(
     if temperature == 0:
         return logits.argmax(dim=-1)
 
-    # Work in float32 like the release (softmax(..., dtype=float32)). Upcasting *before* dividing
-    # keeps bfloat16 logits from being rounded a second time by the division.
-    scaled = logits.float() / temperature
+    # As the release: divide in the logits' own dtype (its temperature processor returns
+    # `scores / T`), then a float32 softmax (`softmax(..., dtype=float32)`).
+    scaled = logits / temperature
     # torch.softmax subtracts the row maximum first, so very sharp logits cannot overflow exp().
-    probs = torch.softmax(scaled, dim=-1)
+    probs = torch.softmax(scaled, dim=-1, dtype=torch.float32)
 
     # torch.multinomial takes a 2-D (rows, categories) tensor: one row per canvas position, one
     # draw per row, then back to (B, L). Rows are sampled independently.

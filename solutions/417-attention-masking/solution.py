@@ -16,12 +16,12 @@ def decoder_attention_mask(
     canvas_length: int,
     sliding_window: int | None = None,
 ) -> torch.Tensor:
-    """Mask of the decoder's canvas queries over the keys [prefix (P) ; canvas (C)].
+    """Mask of the decoder's canvas queries over the keys [prefix (P) ; canvas (L)].
 
     prefix_mask: (B, P) bool, True for a real cached prefix token, False for padding.
-    canvas_length: C >= 1.
+    canvas_length: L >= 1.
     sliding_window: None for a full-attention layer, or W >= 2 for a sliding-window layer.
-    Returns (B, C, P + C) torch.bool.
+    Returns (B, L, P + L) torch.bool.
     """
     prefix_mask = prefix_mask.bool()
     batch, prefix_length = prefix_mask.shape
@@ -38,9 +38,9 @@ def decoder_attention_mask(
 
     # The canvas is always seen in full, in both directions (no causal triangle, no window).
     canvas_keys = torch.ones(batch, canvas_length, dtype=torch.bool, device=prefix_mask.device)
-    keys = torch.cat([visible_prefix, canvas_keys], dim=1)  # (B, P + C)
+    keys = torch.cat([visible_prefix, canvas_keys], dim=1)  # (B, P + L)
 
-    # Every canvas query has the same row: broadcast the key pattern over the C queries.
+    # Every canvas query has the same row: broadcast the key pattern over the L queries.
     return keys[:, None, :].expand(batch, canvas_length, prefix_length + canvas_length).clone()
 
 
@@ -86,9 +86,9 @@ def encoder_attention_mask(
 
 
 def block_diffusion_training_mask(num_canvases: int, canvas_length: int) -> torch.Tensor:
-    """Training mask over the layout [x_t (N*C noisy tokens) ; x_0 (N*C clean tokens)].
+    """Training mask over the layout [x_t (C*L noisy tokens) ; x_0 (C*L clean tokens)].
 
-    Returns (2*N*C, 2*N*C) torch.bool.
+    Returns (2*C*L, 2*C*L) torch.bool.
     """
     n = num_canvases * canvas_length
     index = torch.arange(2 * n)

@@ -21,9 +21,11 @@ def test_copies_a_short_word(submission):
 
 
 def test_counts_across_canvases_in_a_padded_batch(submission):
-    prompts = [count_example(0, 20)[0], copy_example([5, 6])[0]]
-    answers = [count_example(0, 20)[1], copy_example([5, 6])[1]]
+    # Prompts of different lengths: the shorter one is left-padded.
+    prompts = [count_example(0, 20)[0], copy_example([5, 6, 7])[0]]
+    answers = [count_example(0, 20)[1], copy_example([5, 6, 7])[1]]
     ids, mask = left_pad(prompts)
+    assert not bool(mask.all()), "this batch is meant to be padded"
     seq, tpf = submission.generate(MODEL, ids, attention_mask=mask, max_new_tokens=32, generator=Generator(1))
     assert isinstance(seq, torch.Tensor) and seq.dtype == torch.int64, "sequences should be an int64 tensor"
     assert isinstance(tpf, torch.Tensor) and tpf.is_floating_point() and tpf.shape == (2,), \
