@@ -57,7 +57,6 @@ class SandboxClient:
         self.ready: dict | None = None  # the start-up message, once received
         self.forks = False  # whether the process is a fork server (said in its start-up message)
         self.broken: SandboxUnavailable | None = None  # the process could not start: grading cannot go on
-        self.on_dispose: Callable[[], None] | None = None  # set by the pool that lent this client
         # Told of every failure but the solver's own exception, as it leaves a call: a test that
         # catches exceptions (to check that bad input raises) cannot hide a timeout or crash.
         self.observer: Callable[[SolverFailure], None] | None = None
@@ -224,12 +223,9 @@ class SandboxClient:
             self.proc = None
 
     def dispose(self) -> None:
-        """Close, remove the submission folder made for this client, and run the pool's hook."""
+        """Close, and remove the submission folder made for this client."""
         self.close()
         shutil.rmtree(self.spec.submission_dir, ignore_errors=True)
-        hook, self.on_dispose = self.on_dispose, None
-        if hook is not None:
-            hook()
 
     def wait_ready(self, deadline: float) -> None:
         """Wait for the sandboxed process's start-up message (kept for ensure_loaded)."""

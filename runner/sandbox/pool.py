@@ -31,8 +31,9 @@ def new_client(backend, spec: LaunchSpec, functions: list[dict], handles: dict,
 
 
 class SandboxPool:
-    """Keeps one started client per configuration ready; the next spare starts when the submission
-    that took the last one is done, not while it is being graded."""
+    """Keeps one started client per configuration ready. The next spare starts as soon as one is
+    taken: its interpreter and framework start while the submission that took the last one is
+    graded, so that a busy grader (a queue near a deadline) never waits for a sandbox to start."""
 
     def __init__(self):
         self._spares: dict[str, SandboxClient] = {}
@@ -48,7 +49,7 @@ class SandboxPool:
         if client is None or client.proc is None or client.proc.poll() is not None:
             log.debug("no live spare for this configuration: starting a client")
             client = new_client(backend, spec, functions, handles, imports)
-        client.on_dispose = lambda: self._refill(key, backend, spec, functions, handles, imports)
+        self._refill(key, backend, spec, functions, handles, imports)
         client.set_submission(code)
         return client
 
