@@ -280,7 +280,9 @@ def main() -> None:
     for framework in limits.get("preload", []):
         __import__(framework)
     deny_syscalls()  # after the frameworks' start-up, before any of the solver's code
-    forks = bool(limits.get("fork", True))
+    from runner.sandbox.forkserver import can_fork
+
+    forks = bool(limits.get("fork", True)) and can_fork()
     responses = os.fdopen(fd_out, "wb", buffering=0)
     wire.write_message(responses, {"ok": True, "ready": True, "forks": forks}, [])
     if forks:

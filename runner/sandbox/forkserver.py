@@ -248,6 +248,16 @@ def kill_strays() -> None:
         pass
 
 
+def can_fork() -> bool:
+    """Whether this kernel lets the parent wait on a child with a pidfd (Linux 5.3); without it the
+    sandboxed process serves the submission itself and is restarted whole after a crash."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
 def not_dumpable() -> None:
     """Keep the child (same uid) out of the parent's memory through /proc, whatever it tries."""
     try:
