@@ -121,6 +121,16 @@ def test_noise_level_shape_dtype_and_range(submission):
     assert_close(t, torch.full((5,), 0.7), rtol=0, atol=1e-6, what="noise levels with t_min == t_max")
 
 
+def test_noise_level_bounds_may_be_zero_and_one(submission):
+    # 0 <= t_min <= t_max <= 1: both ends of the unit interval are allowed bounds.
+    t = _noise_levels(submission, 2000, 0.0, 1.0, generator=Generator(14))
+    assert bool(((t >= 0.0) & (t <= 1.0)).all()), "with t_min = 0 and t_max = 1, a noise level lies outside [0, 1]"
+    t = _noise_levels(submission, 5, 0.0, 0.0, generator=Generator(15))
+    assert_close(t, torch.zeros(5), rtol=0, atol=1e-6, what="noise levels with t_min == t_max == 0")
+    t = _noise_levels(submission, 5, 1.0, 1.0, generator=Generator(16))
+    assert_close(t, torch.ones(5), rtol=0, atol=1e-6, what="noise levels with t_min == t_max == 1")
+
+
 def test_noise_level_one_uniform_draw_per_example(submission):
     n, lo, hi = 4000, 0.3, 0.45
     t = submission.sample_noise_level(n, lo, hi, generator=Generator(21))
@@ -254,6 +264,15 @@ def test_corrupt_draws_are_independent_per_position(submission):
         "draws do"
 
 
+def test_corrupt_vocabulary_of_one(submission):
+    # vocab_size = 1: every id is 0 and every fresh token is 0 too, but resampling still happens.
+    tokens = torch.zeros(2, 50, dtype=torch.long)
+    noisy, resampled = _corrupt(submission, tokens, torch.tensor([1.0, 0.0]), 1, generator=Generator(79))
+    assert bool((noisy == 0).all()), "with vocab_size = 1 every token must be id 0"
+    assert bool(resampled[0].all()) and not bool(resampled[1].any()), \
+        "with vocab_size = 1, t = 1 must still resample (and mark) every position, t = 0 none"
+
+
 def test_corrupt_follows_the_generator(submission):
     tokens, valid = _canvas(81, 2, 300, 50, pad_share=0.2)
     t = torch.tensor([0.5, 0.7])
@@ -289,7 +308,9 @@ def test_loss_weight_unknown_kind_raises(submission, reference, problem):
     # A known kind answers first, so a stub that raises for every kind earns nothing here.
     assert_close(submission.loss_weight(t, "reweighted-ce"), reference.loss_weight(t, "reweighted-ce"),
                  rtol=problem.tolerance.rtol, atol=problem.tolerance.atol, what="reweighted-ce weights")
-    for kind in ("mdlm", "reweighted"):
+    # Unknown kinds on both sides of the known ones in string order ("" and "base" sort before
+    # "base-sft", "sft" after "reweighted-ce"): only an exact match is a known kind.
+    for kind in ("mdlm", "reweighted", "", "base", "sft", "uniform"):
         assert _raises_value_error(lambda: submission.loss_weight(t, kind)), \
             "an unknown kind must raise ValueError"
 
