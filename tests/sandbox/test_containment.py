@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from runner.sandbox.backends import LocalBackend
 from runner.sandbox.failures import SolverMemory, SolverTimeout
 from tests.sandbox.conftest import LIMITS
 
