@@ -15,12 +15,12 @@ hidden tests (`graders/NNN-slug/test_*.py`) and the public ones (`problems/NNN-s
 from __future__ import annotations
 
 import ast
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from runner.problems.catalogue import ProblemDir
+from runner.problems.schema import read_toml
 
 CHECK = "coverage map complete"
 
@@ -98,12 +98,7 @@ def _where(loc: tuple, data: dict) -> str:
 
 def parse_coverage(path: Path) -> CoverageMap:
     """Parse and validate one coverage.toml; CoverageError naming the file and the clause's field."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CoverageError(f"{path}: file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CoverageError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, CoverageError)
     try:
         return CoverageMap.model_validate(data)
     except ValidationError as exc:

@@ -171,14 +171,19 @@ def _field_path(loc: tuple) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def read_toml(path: Path, error: type[Exception]) -> dict:
+    """A TOML file's table; `error` naming the file when it is missing or not TOML."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_problem(path: Path) -> Problem:
     """Parse and validate one `problem.toml`; raise ProblemFormatError naming file and field."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProblemFormatError(f"{path}: file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ProblemFormatError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, ProblemFormatError)
     try:
         problem = Problem.model_validate(data)
     except ValidationError as exc:
