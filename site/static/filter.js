@@ -41,7 +41,14 @@
 
   form.hidden = false;  // without scripts the tables simply list everything
   form.addEventListener("change", apply);
-  form.addEventListener("reset", function () { setTimeout(apply, 0); });
+  // The reset event fires before the form clears, so clear it here and apply at once: a deferred
+  // apply would leave the old filter showing for a moment after the click.
+  form.addEventListener("reset", function (event) {
+    event.preventDefault();
+    tag.value = "";
+    difficulty.value = "";
+    apply();
+  });
   window.addEventListener("hashchange", function () { readHash(); apply(); });
   readHash();
   apply();
