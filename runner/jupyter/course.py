@@ -14,12 +14,15 @@ sandbox as text: no student code runs outside the sandbox.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbconvert.preprocessors import Preprocessor
 from nbgrader.preprocessors import Execute
+from traitlets import Bool
 
 from runner.problems.catalogue import ProblemDir
 from runner.jupyter.notebooks import KERNELSPEC, header
@@ -44,6 +47,13 @@ c.Autograde.autograde_preprocessors = [
 ]
 # A test cell grades one problem through the sandbox: allow for its time limits.
 c.Execute.timeout = {timeout}
+# Feedback pages: formulas rendered to MathML here, as on the problem site (nbgrader's page would
+# fetch MathJax from a CDN), with the stylesheet for them.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "runner.jupyter.course.RenderMath",
+]
 '''
 
 ABOUT = """\
@@ -112,6 +122,9 @@ def course_notebook(pdir: ProblemDir, points: float) -> nbformat.NotebookNode:
                       metadata={"tags": ["solution"], "nbgrader": nbgrader_meta(f"solution-{key}", solution=True)}),
         new_code_cell("", id="scratch"),
         new_code_cell(f'public_tests("{key}")', id="public-tests"),
+        new_markdown_cell("## Submit (optional)\n\nThe public and hidden tests, in the sandbox; the result goes to "
+                          "your own gradebook (`grader results`), not the course's.", id="submit-intro"),
+        new_code_cell(f'from runner.jupyter import submit\nsubmit("{key}")', id="submit"),
         new_markdown_cell("## Autograder\n\nThe hidden tests, run in the sandbox when the assignment is graded.",
                           id="tests-intro"),
         new_code_cell(f'from runner.jupyter import autograde\nautograde("{key}", points={points:g})', id="tests",
@@ -176,3 +189,46 @@ class SandboxedExecute(Execute):
             cell.outputs = probe.outputs  # shows why, should recording fail
             self.nb.cells[index] = cell  # executing the probe put it in the cell's place
         return cell, resources
+
+
+FEEDBACK_CSS = """
+math { font-size: 1.1em; }
+.math.block { overflow-x: auto; overflow-y: hidden; padding: 0.3em 0; margin: 0 0 1em; }
+.math.inline { display: inline-block; max-width: 100%; overflow-x: auto; overflow-y: hidden; vertical-align: middle; }
+.rendered_html pre.highlight { padding: 0.6em; overflow-x: auto; }
+.rendered_html table { margin: 0 0 1em; }
+"""
+
+
+class RenderMath(Preprocessor):
+    """Feedback pages: each markdown cell's formulas become MathML at build time, as on the site.
+
+    The cell's markdown is rendered by the site's renderer and handed to nbconvert as one raw HTML
+    block. Markdown ends such a block at an empty line, so the HTML is written without any: newlines
+    inside <pre> become character references and other runs of newlines collapse.
+    """
+
+    enabled = Bool(True).tag(config=True)  # nbconvert's preprocessors are off unless enabled
+
+    def preprocess(self, nb, resources):
+        """Add the stylesheet, then render every markdown cell."""
+        from runner.site.markdown import pygments_css
+
+        resources.setdefault("inlining", {}).setdefault("css", []).append(FEEDBACK_CSS + pygments_css())
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        """One markdown cell's source becomes its rendered HTML; other cells pass through."""
+        from runner.site.markdown import render_markdown
+
+        if cell.cell_type == "markdown" and cell.source.strip():
+            page = render_markdown(cell.source, id_prefix=cell.get("id") or f"cell-{index}", top_level=None).html
+            cell.source = f"<div class=\"grader-markdown\">\n{one_block(page)}\n</div>"
+        return cell, resources
+
+
+def one_block(page: str) -> str:
+    """HTML with no empty line, so that markdown keeps it as a single raw block."""
+    parts = re.split(r"(<pre\b.*?</pre>)", page, flags=re.S)
+    return "".join(part.replace("\n", "&#10;") if part.startswith("<pre") else re.sub(r"\n\s*\n+", "\n", part)
+                   for part in parts).strip()

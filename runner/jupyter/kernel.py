@@ -28,6 +28,9 @@ _last: list[str] = []  # the key of the problem whose %%solution cell ran last
 
 STATUS_COLOUR = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#cf222e", "timeout": "#9a6700",
                  "memory": "#9a6700", "crashed": "#8250df", "invalid": "#8250df", "skipped": "#6e7781"}
+CELL = "padding:.25em .9em .25em 0;text-align:left;vertical-align:top;border-bottom:1px solid #d0d7de;"
+HEAD = "border-bottom:2px solid #8c959f;"
+MESSAGE = "margin:0;padding:0;border:0;background:none;white-space:pre-wrap;font-size:90%"
 
 
 class NoSolution(LookupError):
@@ -145,17 +148,24 @@ class ResultView:
         return self.result.max_score
 
     def _repr_html_(self) -> str:
+        # Inline styles only: they survive JupyterLab's output sanitiser and nbgrader's feedback page,
+        # whose Bootstrap would otherwise pack the columns together and box every <pre>.
+        def cell(content: str, style: str = "") -> str:
+            return f"<td style='{CELL}{style}'>{content}</td>"
+
         rows = "".join(
-            f"<tr><td style='text-align:left'>{html.escape(t.name)}"
-            f"{' <i>(hidden)</i>' if t.visibility == 'hidden' else ''}</td>"
-            f"<td style='text-align:left;color:{STATUS_COLOUR.get(t.status, 'inherit')}'><b>{t.status}</b></td>"
-            f"<td>{t.score:g}/{t.max_score:g}</td>"
-            f"<td style='text-align:left'><pre style='margin:0;white-space:pre-wrap'>{html.escape(t.message)}</pre></td>"
-            f"</tr>" for t in self.result.tests)
+            "<tr>"
+            + cell(html.escape(t.name) + (" <i>(hidden)</i>" if t.visibility == "hidden" else ""))
+            + cell(f"<b>{t.status}</b>", f"color:{STATUS_COLOUR.get(t.status, 'inherit')}")
+            + cell(f"{t.score:g}/{t.max_score:g}", "text-align:right")
+            + cell(f"<pre style='{MESSAGE}'>{html.escape(t.message)}</pre>" if t.message else "")
+            + "</tr>" for t in self.result.tests)
+        head = "".join(f"<th style='{CELL}{HEAD}'>{name}</th>" for name in ("test", "verdict", "points", "message"))
         sub = f"submission #{self.result.submission_id}, " if self.result.submission_id else ""
-        return (f"<div class='grader-result'><b>{html.escape(self.title)}: {self.score:g} / {self.max_score:g}</b>"
-                f"<table><thead><tr><th style='text-align:left'>test</th><th style='text-align:left'>verdict</th>"
-                f"<th>points</th><th style='text-align:left'>message</th></tr></thead><tbody>{rows}</tbody></table>"
+        return (f"<div class='grader-result'><p style='margin:0 0 .3em'><b>{html.escape(self.title)}: "
+                f"{self.score:g} / {self.max_score:g}</b></p>"
+                f"<table style='border-collapse:collapse;margin:0 0 .3em'><thead><tr>{head}</tr></thead>"
+                f"<tbody>{rows}</tbody></table>"
                 f"<small>{sub}{self.result.backend} sandbox, {self.result.duration_s:.1f} s</small></div>")
 
     def __repr__(self) -> str:

@@ -94,8 +94,9 @@ def _shift_headings(md: MarkdownIt, top_level: int, drop_title: bool) -> None:
     md.core.ruler.push("shift_headings", rule)
 
 
-def render_markdown(text: str, *, id_prefix: str, top_level: int = 2, drop_title: bool = False) -> Rendered:
-    """Render one problem file; failures to convert a formula come back as warnings, not crashes."""
+def render_markdown(text: str, *, id_prefix: str, top_level: int | None = 2, drop_title: bool = False) -> Rendered:
+    """Render one problem file; failures to convert a formula come back as warnings, not crashes.
+    Headings are shifted so the highest is `top_level`; None keeps them as written."""
     warnings: list[str] = []
 
     def math(tex: str, opts: dict) -> str:
@@ -112,7 +113,8 @@ def render_markdown(text: str, *, id_prefix: str, top_level: int = 2, drop_title
     md = MarkdownIt("commonmark", {"html": True, "highlight": lambda code, lang, _attrs: highlight_code(code, lang)})
     md.enable("table")
     md.use(dollarmath_plugin, renderer=math, allow_digits=False, double_inline=True)  # $$..$$ inside a list item too
-    _shift_headings(md, top_level, drop_title)
+    if top_level is not None:
+        _shift_headings(md, top_level, drop_title)
     md.use(anchors_plugin, min_level=1, max_level=6, slug_func=lambda s: f"{id_prefix}-{_slug(s)}")
     # a wide display formula scrolls in its own box; tabindex lets a keyboard scroll it too
     page = md.render(text).replace('<div class="math block">', '<div class="math block" tabindex="0">')

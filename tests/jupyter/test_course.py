@@ -12,6 +12,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from tests.support.browser import ARTIFACTS, chromium, full_page_screenshot
 from tests.support.helpers import ROOT, grader_cli
 from runner.problems.catalogue import Catalogue
 from runner.jupyter.course import CODE_STUB
@@ -84,6 +85,8 @@ def test_source_has_the_reference_and_the_release_only_the_starter(course):
     tests = cell_with(release, "tests-")
     assert tests.metadata.nbgrader["grade"] and tests.metadata.nbgrader["locked"]
     assert "test_hidden" not in tests.source and "assert" not in tests.source  # hidden tests stay in graders/
+    optional = next(c for c in release.cells if c.get("id") == "submit")  # the doc's "Submit (optional)" cell
+    assert f'submit("{PROBLEM}")' in optional.source and not optional.metadata.get("nbgrader", {}).get("grade")
 
 
 def test_gradebook_holds_our_scores(course, tmp_path):
@@ -111,3 +114,41 @@ def test_feedback_shows_the_verdicts_without_the_hidden_tests(course):
     body_lines = [ln.strip() for ln in hidden_source.splitlines()
                   if len(ln.strip()) > 30 and html.escape(ln) == ln and not ln.strip().startswith(("def ", "#", "from ", "import "))]
     assert body_lines and not [ln for ln in body_lines if ln in page], "feedback shows hidden test code"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from chromium((1280, 800))
+
+
+def test_feedback_page_renders_math_and_a_readable_verdict_table(course, browser):
+    """bob's feedback in a real browser: formulas are MathML laid out by the browser (no raw TeX, no
+    CDN), the table's columns have room, and only failing tests carry a message box."""
+    from selenium.webdriver.common.by import By
+
+    page = course / "feedback/bob/ps1" / f"{PROBLEM}.html"
+    browser.get(page.as_uri())
+    prose = browser.execute_script(
+        "return [...document.querySelectorAll('.text_cell_render')].map(e => e.innerText).join('\\n')")
+    assert "\\frac" not in prose and "$$" not in prose, "the statement's TeX is shown raw"
+    shown = browser.execute_script(
+        "return [...document.querySelectorAll('.text_cell_render math')].filter(m => m.getBoundingClientRect().width > 0).length")
+    assert shown > 10, f"only {shown} formulas rendered"
+    table = browser.find_element(By.CSS_SELECTOR, ".grader-result table")
+    heads = table.find_elements(By.TAG_NAME, "th")
+    assert [h.text for h in heads] == ["test", "verdict", "points", "message"]
+    gaps = [b.rect["x"] - (a.rect["x"] + a.rect["width"]) for a, b in zip(heads, heads[1:])]
+    texts = browser.execute_script(  # the header words' own widths, to see the space between them
+        "return [...arguments[0].querySelectorAll('th')].map(th => { const r = document.createRange();"
+        " r.selectNodeContents(th); return [r.getBoundingClientRect().left, r.getBoundingClientRect().right]; })", table)
+    spaces = [b[0] - a[1] for a, b in zip(texts, texts[1:])]
+    assert min(spaces) >= 8, f"header words run together: {spaces} px apart (cell gaps {gaps})"
+    rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    passed = [r for r in rows if r.find_elements(By.TAG_NAME, "td")[1].text == "passed"]
+    failed = [r for r in rows if r.find_elements(By.TAG_NAME, "td")[1].text == "failed"]
+    assert passed and failed, "bob's mistake should pass some tests and fail others"
+    assert not any(r.find_elements(By.TAG_NAME, "pre") for r in passed), "passed tests show empty message boxes"
+    assert all(r.find_elements(By.TAG_NAME, "td")[3].text.strip() for r in failed), "a failed test has no message"
+    assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    shot = full_page_screenshot(browser, ARTIFACTS / "course" / "feedback-bob.png", (1280, 800))
+    assert shot.stat().st_size > 10_000

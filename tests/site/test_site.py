@@ -10,13 +10,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.support.browser import ARTIFACTS, chromium, full_page_screenshot, viewport
 from tests.support.helpers import ROOT, write
 from runner.problems.catalogue import Catalogue
 from runner.records.gradebook import Gradebook
@@ -27,8 +27,7 @@ from runner.site.serve import serve_in_thread
 from runner.site.markdown import render_markdown, split_list_items
 from runner.authoring.scaffold import scaffold_problem
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-SHOTS = ROOT / "artifacts" / "site"
+SHOTS = ARTIFACTS / "site"
 DESKTOP, PHONE = (1280, 800), (390, 844)
 RAW_MATH = re.compile(r"\$[^$\s][^$]*\$")  # what an unrendered $...$ formula looks like
 
@@ -209,31 +208,7 @@ def real_site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromium-driver are not installed; .ci/run installs them")
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    os.environ["SE_OFFLINE"] = "true"  # selenium-manager must not try to download a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-sync", f"--user-data-dir={profile}", f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def viewport(driver, size, mobile: bool = False, height: int | None = None) -> None:
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": size[0], "height": height or size[1], "deviceScaleFactor": 1, "mobile": mobile})
+    yield from chromium(DESKTOP)
 
 
 def open_page(driver, url: str, size=DESKTOP, mobile: bool = False) -> None:
@@ -243,14 +218,7 @@ def open_page(driver, url: str, size=DESKTOP, mobile: bool = False) -> None:
 
 
 def screenshot(driver, name: str, size, mobile: bool) -> Path:
-    """The whole page: grow the viewport to the document's height, then capture."""
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    viewport(driver, size, mobile, height=min(height, 15000))
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
-    viewport(driver, size, mobile)
-    return path
+    return full_page_screenshot(driver, SHOTS / f"{name}.png", size, mobile)
 
 
 def visible_keys(driver) -> list[str]:
