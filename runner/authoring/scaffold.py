@@ -22,14 +22,26 @@ def make_workspace(pdir: ProblemDir, target: Path) -> list[Path]:
               pdir.folder / "statement.md": target / "statement.md"}
     for test in sorted(pdir.public_tests.glob("test_*.py")):
         copies[test] = target / test.name
-    if pdir.notebook.exists():
-        copies[pdir.notebook] = target / pdir.notebook.name
     written = []
     for src, dst in copies.items():
         shutil.copyfile(src, dst)
         written.append(dst)
     (target / "conftest.py").write_text(CONFTEST, encoding="utf-8")
-    return written + [target / "conftest.py"]
+    written.append(target / "conftest.py")
+    notebook = workspace_notebook(pdir, target)
+    return written + ([notebook] if notebook else [])
+
+
+def workspace_notebook(pdir: ProblemDir, target: Path) -> Path | None:
+    """The problem's notebook, rendered from its folder (so a missing or stale committed copy does not
+    matter); None when the notebook tools (the `lab` extra) are not installed."""
+    try:
+        from runner.jupyter.notebooks import render
+    except ImportError:
+        return None
+    path = target / pdir.notebook.name
+    path.write_text(render(pdir), encoding="utf-8")
+    return path
 
 
 PROBLEM_TOML = '''id = {id}

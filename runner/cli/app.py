@@ -111,8 +111,10 @@ def start(ident: str = typer.Argument(..., metavar="ID"), directory: Optional[Pa
         console.print(f"  wrote {path}")
     console.print(f"\nEdit [bold]{target / 'solution.py'}[/], then:\n"
                   f"  grader test {target}\n  grader submit {pdir.key} {target / 'solution.py'}")
-    if pdir.notebook.exists():
+    if target / pdir.notebook.name in written:
         console.print(f"Or open [bold]{target / pdir.notebook.name}[/] in JupyterLab (jupyter lab) and submit from it.")
+    else:
+        console.print("No notebook: JupyterLab support is not installed (pip install 'diffusion-grader[lab]').")
 
 
 def _problem_for_file(path: Path, ident: Optional[str]) -> ProblemDir:

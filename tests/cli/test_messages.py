@@ -78,3 +78,19 @@ def test_a_mutants_toml_error_names_the_entry(tmp_path):
     assert out.returncode == 2
     assert out.stderr == (f"error: {mutants}: [[equivalent]] 1: takes only the strings `original`, `mutated` "
                           "and `reason`\n")
+
+
+def test_start_writes_the_notebook_even_when_the_problem_folder_lacks_it(tmp_path):
+    """A new problem has no generated notebook yet: `grader start` renders one from the folder."""
+    env = {"GRADER_ROOT": str(tmp_path), "GRADER_DATA_DIR": str(tmp_path / "data")}
+    assert grader_cli("new", "900", "toy-problem", "--title", "Toy", env=env).returncode == 0
+    assert not (tmp_path / "problems/900-toy-problem/900-toy-problem.ipynb").exists()
+    ws = tmp_path / "ws"
+    start = grader_cli("start", "900", str(ws), env=env)
+    assert start.returncode == 0, start.stderr
+    notebook = ws / "900-toy-problem.ipynb"
+    assert f"  wrote {notebook}" in start.stdout.splitlines()
+    assert f"Or open {notebook} in JupyterLab" in start.stdout
+    cells = json.loads(notebook.read_text())["cells"]
+    starter = (tmp_path / "problems/900-toy-problem/starter.py").read_text().strip()
+    assert any("".join(c["source"]) == f"%%solution 900-toy-problem\n{starter}" for c in cells)
