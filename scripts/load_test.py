@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import re
 import shutil
@@ -152,7 +153,9 @@ def main() -> int:
 
     cluster, failed = None, True
     try:
-        cluster = LocalCluster(data, ROOT, env={"GRADER_LIMITS": args.limits}, user="loadtest")
+        # the gradebook: $GRADER_DB_URL (e.g. a PostgreSQL database), else a SQLite file in the run's folder
+        cluster = LocalCluster(data, ROOT, env={"GRADER_LIMITS": args.limits}, user="loadtest",
+                               db_url=os.environ.get("GRADER_DB_URL"))
         for i in range(args.workers):
             cluster.worker("cpu", f"load{i}")
         http = cluster.http
@@ -173,7 +176,7 @@ def main() -> int:
             submitted[reply.json()["id"]] = (kind, sent)
         print(f"submitted {len(submitted)} in {time.monotonic() - t0:.1f} s ({refused} refused)", flush=True)
 
-        book = Gradebook(f"sqlite:///{data / 'gradebook' / 'gradebook.sqlite'}")
+        book = Gradebook(cluster.db_url)
         from sqlalchemy import func, select
         from sqlalchemy.orm import Session
 

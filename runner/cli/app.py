@@ -422,11 +422,77 @@ def course_build(directory: Path = typer.Argument(..., metavar="DIR", help="the 
     console.print(f"\nNext: cd {directory} && nbgrader generate_assignment {assignment}")
 
 
+db_app = typer.Typer(help="The gradebook's database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+DB_OPTION = typer.Option(None, "--db", help="gradebook database URL [default: GRADER_DB_URL]")
+
+
+def _engine_or_exit(url: Optional[str]):
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError
+
+    url = url or current_settings().gradebook_url
+    try:
+        return create_engine(url)
+    except (ArgumentError, ImportError) as exc:
+        fail(f"cannot open the gradebook database {url!r}: {exc}")
+
+
+@contextlib.contextmanager
+def _database_errors(engine):
+    """An unreachable database or an outdated schema ends the command with one clear line."""
+    from sqlalchemy.exc import OperationalError
+
+    from runner.records import schema
+
+    try:
+        yield
+    except OperationalError as exc:
+        fail(f"cannot reach the gradebook at {schema.shown(engine)}: {str(exc.orig).strip()}")
+    except schema.SchemaError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: Optional[str] = DB_OPTION):
+    """Create the gradebook's tables, or migrate them to the newest schema (safe to run concurrently)."""
+    from runner.records import schema
+
+    engine = _engine_or_exit(db)
+    with _database_errors(engine):
+        before, after = schema.upgrade(engine)
+    state = "already at" if before == after else f"{before or 'empty'} ->"
+    console.print(f"{schema.shown(engine)}: {state} revision {after}", highlight=False)
+
+
+@db_app.command("status")
+def db_status(db: Optional[str] = DB_OPTION):
+    """The gradebook's schema revision and whether it is the newest; exit 1 when it is not."""
+    from runner.records import schema
+
+    engine = _engine_or_exit(db)
+    with _database_errors(engine):
+        schema.check(engine)
+    console.print(f"{schema.shown(engine)}: revision {schema.head()} (the newest)", highlight=False)
+
+
+def _require_schema() -> None:
+    """Servers and workers refuse to start on a gradebook whose schema is not the newest."""
+    from runner.records import schema
+
+    engine = _engine_or_exit(None)
+    with _database_errors(engine):
+        schema.prepare(engine)
+
+
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port")):
     """Run the course server (HTTP API; grading goes to the queue at $GRADER_BROKER_URL)."""
     import uvicorn
 
+    _require_schema()
     uvicorn.run("runner.service.server:app", host=host, port=port, log_level="info")
 
 
@@ -439,6 +505,7 @@ def worker(queues: str = typer.Option("cpu", "--queues", help="cpu, gpu or cpu,g
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if not names or set(names) - {"cpu", "gpu"}:
         fail("--queues takes cpu, gpu or cpu,gpu")
+    _require_schema()
     run_worker(names, hostname=hostname)
 
 

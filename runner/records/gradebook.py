@@ -67,12 +67,14 @@ def _now() -> dt.datetime:
 
 @functools.lru_cache(maxsize=8)
 def _engine(url: str):
-    """One engine (and connection pool) per database per process, its tables made on first use:
-    a course worker opens the gradebook for every job."""
+    """One engine (and connection pool) per database per process, its schema checked (a SQLite file:
+    made or upgraded) on first use: a course worker opens the gradebook for every job."""
+    from runner.records import schema
+
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
-    Base.metadata.create_all(engine)
+    schema.prepare(engine)
     return engine
 
 

@@ -4,14 +4,8 @@ import pytest
 from runner.grading import lifecycle
 from runner.grading.lifecycle import grade_stored, store_submission, submit
 from runner.grading.pipeline import GradingError
-from runner.records.gradebook import Gradebook
 from runner.sandbox.backends import SandboxUnavailable
 from tests.support.helpers import write
-
-
-@pytest.fixture
-def book(tmp_path):
-    return Gradebook(f"sqlite:///{tmp_path / 'g.sqlite'}")
 
 
 def no_sandbox(monkeypatch):

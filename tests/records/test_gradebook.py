@@ -9,8 +9,7 @@ from runner.grading.pipeline import GradingError
 from runner.sandbox.backends import SandboxUnavailable
 
 
-def test_stored_before_and_after(catalogue, tmp_path):
-    book = Gradebook(f"sqlite:///{tmp_path / 'g.sqlite'}")
+def test_stored_before_and_after(book, catalogue):
     pdir = catalogue.get("413")
     result = submit(pdir, pdir.solution_file, book)
     row = book.get(result.submission_id)
@@ -19,8 +18,7 @@ def test_stored_before_and_after(catalogue, tmp_path):
     assert row.result().tests == result.tests
 
 
-def test_grader_failure_is_recorded(catalogue, tmp_path, monkeypatch):
-    book = Gradebook(f"sqlite:///{tmp_path / 'g.sqlite'}")
+def test_grader_failure_is_recorded(book, catalogue, monkeypatch):
     pdir = catalogue.get("413")
     monkeypatch.setattr("runner.sandbox.backends.LocalBackend.check", lambda self: (_ for _ in ()).throw(
         SandboxUnavailable("bubblewrap is not installed")))
@@ -31,8 +29,7 @@ def test_grader_failure_is_recorded(catalogue, tmp_path, monkeypatch):
     assert row.content == pdir.solution_file.read_bytes()
 
 
-def test_invalid_submission_is_stored_with_its_result(catalogue, tmp_path):
-    book = Gradebook(f"sqlite:///{tmp_path / 'g.sqlite'}")
+def test_invalid_submission_is_stored_with_its_result(book, catalogue, tmp_path):
     path = write(tmp_path / "bad.py", "def (:\n")
     result = submit(catalogue.get("413"), path, book)
     row = book.get(result.submission_id)

@@ -19,15 +19,17 @@ pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-
 PROBLEM = "415-adaptive-stopping"
 
 
-def Cluster(tmp: Path, root: Path = ROOT) -> LocalCluster:
+def Cluster(tmp: Path, root: Path = ROOT, db_url: str | None = None) -> LocalCluster:
     # a short visibility timeout, so that a killed worker's job is handed out again within seconds
-    return LocalCluster(tmp, root, env={"GRADER_VISIBILITY_TIMEOUT": "4"})
+    return LocalCluster(tmp, root, env={"GRADER_VISIBILITY_TIMEOUT": "4"}, db_url=db_url)
 
 
-@pytest.fixture(scope="module")
-def shared_cluster(tmp_path_factory):
-    """redis and the server are started once for the tests that use the real catalogue."""
-    c = Cluster(tmp_path_factory.mktemp("cluster"))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_cluster(request, tmp_path_factory):
+    """redis and the server are started once (per gradebook database) for the tests that use the
+    real catalogue; with "postgresql" the gradebook is a new database on the PostgreSQL server."""
+    db_url = request.getfixturevalue("postgres").new_database() if request.param == "postgresql" else None
+    c = Cluster(tmp_path_factory.mktemp("cluster"), db_url=db_url)
     yield c
     c.close()
 
@@ -125,7 +127,7 @@ def test_a_job_redone_too_often_is_marked_failed(cluster, tmp_path):
     from runner.records.gradebook import Gradebook
     from runner.service.queue import MAX_ATTEMPTS
 
-    book = Gradebook(f"sqlite:///{Path(cluster.env['GRADER_DATA_DIR']) / 'gradebook.sqlite'}")
+    book = Gradebook(cluster.db_url)
     sub_id = book.add(PROBLEM, "solution.py", b"x = 1\n", "0" * 64, "queue", user="alice")
     for _ in range(MAX_ATTEMPTS):
         book.mark_grading(sub_id)
@@ -150,7 +152,7 @@ def test_an_unexpected_exception_in_a_job_fails_the_submission(cluster):
     # A row whose problem no longer exists: the job raises before grading even starts.
     from runner.records.gradebook import Gradebook
 
-    book = Gradebook(f"sqlite:///{Path(cluster.env['GRADER_DATA_DIR']) / 'gradebook.sqlite'}")
+    book = Gradebook(cluster.db_url)
     sub_id = book.add("999-gone", "solution.py", b"x = 1\n", "0" * 64, "queue", user="alice")
     subprocess.run([sys.executable, "-c", f"from runner.service.queue import grade_submission; "
                     f"grade_submission.apply_async(({sub_id},), queue='cpu')"],

@@ -34,7 +34,8 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
 
 
 class LocalCluster:
-    def __init__(self, data: Path, root: Path | None = None, env: dict | None = None, user: str = "alice"):
+    def __init__(self, data: Path, root: Path | None = None, env: dict | None = None, user: str = "alice",
+                 db_url: str | None = None):
         self.root = Path(root or default_root())
         self.logs = Path(data) / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -44,7 +45,12 @@ class LocalCluster:
         self.env = {**os.environ, "GRADER_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                     "GRADER_DATA_DIR": str(Path(data) / "gradebook"), "GRADER_ROOT": str(self.root),
                     "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.env.pop("GRADER_DB_URL", None)  # the private gradebook, whatever the caller's setting
+        # the gradebook: db_url, else a private SQLite file (whatever the caller's setting)
+        self.env.pop("GRADER_DB_URL", None)
+        if db_url:
+            self.env["GRADER_DB_URL"] = db_url
+        self.db_url = db_url or f"sqlite:///{Path(data) / 'gradebook' / 'gradebook.sqlite'}"
+        subprocess.run(self._cli("db", "upgrade"), env=self.env, cwd=self.root, check=True, capture_output=True)
         self.redis = self.spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                                           "--save", "", "--appendonly", "no"])
         self._wait_service(self._redis_up, 30, "redis-server")
