@@ -131,7 +131,8 @@ def _assert_tensors_close(actual, expected, rtol: float, atol: float, what: str)
     check(not torch.isnan(a).any() or torch.isnan(e).any(), what, "contains NaN")
     close = torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
     if not bool(close.all()):
-        error = torch.where(close, 0.0, (a - e).abs().nan_to_num(float("inf"))).reshape(-1)
+        diff = (a - e).abs()
+        error = torch.where(close, 0.0, diff.nan_to_num(nan=float("inf"), posinf=float("inf"))).reshape(-1)
         worst = int(error.argmax())
         check(False, what, "values are outside the tolerance",
               f" ({int((~close).sum())} of {e.numel()}, largest error {float(error[worst]):.3g} "
@@ -156,7 +157,7 @@ def _assert_arrays_close(actual, expected, rtol: float, atol: float, what: str) 
     close = np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
     if not close.all():
         with np.errstate(invalid="ignore", over="ignore"):
-            error = np.where(close, 0.0, np.nan_to_num(np.abs(a - e), nan=np.inf)).reshape(-1)
+            error = np.where(close, 0.0, np.nan_to_num(np.abs(a - e), nan=np.inf, posinf=np.inf)).reshape(-1)
         worst = int(error.argmax())
         check(False, what, "values are outside the tolerance",
               f" ({int((~close).sum())} of {e.size}, largest error {error[worst]:.3g} "
