@@ -134,3 +134,15 @@ def test_numpy_generator_refuses_bad_seeds():
     for seed in (-1, 1.5, True, "7"):
         with pytest.raises(TypeError):
             NumpyGenerator(seed)
+
+
+def test_in_process_a_numpy_generator_is_the_same_seeded_stream(tmp_path):
+    """`grader test` runs public tests in-process: a NumpyGenerator becomes the same default_rng there."""
+    from runner.sandbox.inprocess import InProcessSubmission
+
+    path = tmp_path / "solution.py"
+    path.write_text(GENERATOR, encoding="utf-8")
+    submission = InProcessSubmission(path, [{"name": "probe", "params": ["generator"]}])
+    g = NumpyGenerator(7)
+    drawn = np.concatenate([submission.probe(g), submission.probe(g)])
+    assert np.array_equal(drawn, np.random.default_rng(7).random(8))
