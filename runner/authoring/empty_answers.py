@@ -1,4 +1,5 @@
-"""The empty-answer submission: the reference with every answer swapped for an empty tensor.
+"""The empty-answer submission: the reference with every answer swapped for an empty tensor
+(or numpy array).
 
 Every hidden test checks the type, shape and dtype of what it reads before its values, so a
 submission whose functions return empty tensors of the right dtype must earn nothing. `grader
@@ -19,21 +20,23 @@ from runner.problems.catalogue import ProblemDir
 CHECK = "empty answers score zero"
 
 # Appended to the reference. Its names start with _grader_ so they cannot clash with the
-# reference's; it imports torch lazily, at the first answer, like the reference would.
+# reference's. It imports nothing: the sandbox's import guard refuses any import the problem does
+# not list, and a build refused at load would earn nothing for the wrong reason. Tensors and arrays
+# are recognised by their class's name, so that a numpy problem's build never needs torch.
 _RUNTIME = '''
-import functools as _grader_functools
-import inspect as _grader_inspect
-
 # Calls in progress: the reference calling its own functions must get real answers back;
 # only the answer of the outermost call is changed.
 _grader_depth = [0]
 
 
-def _grader_map(value, leaf):
-    """`value` with `leaf` applied to every tensor, through tuples, lists and dicts."""
-    import torch
+def _grader_is(value, module, name):
+    return any(c.__module__ == module and c.__name__ == name for c in type(value).__mro__)
 
-    if isinstance(value, torch.Tensor):
+
+def _grader_map(value, leaf):
+    """`value` with `leaf` applied to every torch tensor and numpy array, through tuples, lists
+    and dicts."""
+    if _grader_is(value, "torch", "Tensor") or _grader_is(value, "numpy", "ndarray"):
         return leaf(value)
     if isinstance(value, dict):
         return {k: _grader_map(v, leaf) for k, v in value.items()}
@@ -44,15 +47,17 @@ def _grader_map(value, leaf):
 
 
 def _grader_empty(value):
-    """Every tensor in `value` replaced by an empty one of its dtype and number of dimensions."""
+    """Every tensor or array in `value` replaced by an empty one of its dtype and number of
+    dimensions."""
     def empty(t):
         # A 0-d tensor always holds one value; its nearest empty form has shape (0,).
-        return t.new_empty((0,) * max(t.dim(), 1))
+        shape = (0,) * max(t.ndim, 1)
+        return t.new_empty(shape) if hasattr(t, "new_empty") else t.reshape(-1)[:0].reshape(shape)
     return _grader_map(value, empty)
 
 
 def _grader_no_tensor(value):
-    """`value` when it holds no tensor; an error otherwise."""
+    """`value` when it holds no tensor or array; an error otherwise."""
     def refuse(t):
         raise RuntimeError("this build of the reference answers without tensors")
     return _grader_map(value, refuse)
@@ -60,7 +65,6 @@ def _grader_no_tensor(value):
 
 def _grader_wrap(fn, transform):
     """`fn`, with `transform` applied to the answer of an outermost call."""
-    @_grader_functools.wraps(fn)  # keeps the signature the grader checks
     def wrapper(*args, **kwargs):
         _grader_depth[0] += 1
         try:
@@ -68,6 +72,10 @@ def _grader_wrap(fn, transform):
         finally:
             _grader_depth[0] -= 1
         return answer if _grader_depth[0] else transform(answer)
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        if hasattr(fn, attribute):
+            setattr(wrapper, attribute, getattr(fn, attribute))
+    wrapper.__wrapped__ = fn  # its signature is fn's: the grader checks it
     return wrapper
 
 
@@ -78,7 +86,7 @@ def _grader_rebind(functions, classes, transform):
     for name, methods in classes.items():
         cls = globals()[name]
         for method in methods:
-            raw = _grader_inspect.getattr_static(cls, method)
+            raw = next(c.__dict__[method] for c in cls.__mro__ if method in c.__dict__)
             if isinstance(raw, (staticmethod, classmethod)):
                 setattr(cls, method, type(raw)(_grader_wrap(raw.__func__, transform)))
             else:

@@ -247,6 +247,10 @@ def check_empty_answers(pdir: ProblemDir, score_mutant, report: Report) -> None:
     result = score_mutant(empty_answers.empty_answers(pdir))
     if result is None:
         return
+    if result.status == "invalid":  # nothing was graded: earning nothing proves nothing
+        report.add(empty_answers.CHECK, False, "the build with empty answers could not be loaded: "
+                   + result.tests[0].message[:300])
+        return
     earned = [t for t in hidden_passes(result) if t.score > 0]
     excused: list[str] = []
     if earned:

@@ -315,12 +315,16 @@ def _mutate(pdirs: list[ProblemDir], backend: str, limit: int | None, jobs: int 
 
 @app.command()
 def new(ident: int = typer.Argument(..., metavar="ID"), slug: str = typer.Argument(..., metavar="SLUG"),
-        title: str = typer.Option("TODO title", "--title")):
+        title: str = typer.Option("TODO title", "--title"),
+        framework: str = typer.Option("torch", "--framework",
+                                      help="what the starter, reference and tests use: torch or numpy")):
     """Scaffold a problem folder (problems/, solutions/, graders/) for an instructor to fill in."""
-    from runner.authoring.scaffold import scaffold_problem
+    from runner.authoring.scaffold import FRAMEWORKS, scaffold_problem
 
+    if framework not in FRAMEWORKS:
+        fail(f"--framework {framework!r}: choose one of {', '.join(FRAMEWORKS)}")
     try:
-        written = scaffold_problem(catalogue().root, ident, slug, title)
+        written = scaffold_problem(catalogue().root, ident, slug, title, framework)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc))
     for path in written:

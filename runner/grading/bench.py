@@ -34,7 +34,8 @@ sys.exit(0 if result.score == result.max_score else 1)
 """
 
 
-def _grade_once(pdir: ProblemDir, mode: str, pool: SandboxPool) -> float:
+def grade_once(pdir: ProblemDir, mode: str, pool: SandboxPool) -> float:
+    """Seconds to grade the reference once in `mode` (a key of MODES); an error unless it scores full marks."""
     if mode.startswith("process-"):
         backend = "inprocess" if mode == "process-inprocess" else "local"
         t0 = time.perf_counter()
@@ -63,7 +64,7 @@ def grading_overhead(pdir: ProblemDir, repeats: int, console: Console) -> dict:
     try:
         for i in range(repeats + 1):
             for mode in MODES:
-                elapsed = _grade_once(pdir, mode, warm_pool)
+                elapsed = grade_once(pdir, mode, warm_pool)
                 if i > 0:
                     timings[mode].append(elapsed)
     finally:

@@ -210,6 +210,14 @@ class Child:
                 gen = torch.Generator(device=node.get("device", "cpu")).manual_seed(int(node["seed"]))
                 self.generators[node["__generator__"]] = gen
             return gen
+        if tag == "__np_generator__":
+            key = ("numpy", node["__np_generator__"])
+            gen = self.generators.get(key)
+            if gen is None:
+                import numpy as np
+
+                gen = self.generators[key] = np.random.default_rng(int(node["seed"]))
+            return gen
         if tag == "__remote__":
             return self.objects[node["__remote__"]]
         if tag == "__handle__":

@@ -60,6 +60,12 @@ class InProcessSubmission(SubmissionProxy):
             if value.id not in self._generators:
                 self._generators[value.id] = torch.Generator(device=value.device).manual_seed(value.seed)
             return self._generators[value.id]
+        if isinstance(value, wire.NumpyGenerator):
+            import numpy as np
+
+            if value.id not in self._generators:
+                self._generators[value.id] = np.random.default_rng(value.seed)
+            return self._generators[value.id]
         if isinstance(value, (list, tuple)):
             return type(value)(self._convert(v) for v in value)
         if isinstance(value, dict):

@@ -95,6 +95,24 @@ class Generator:
         return f"Generator(seed={self.seed})"
 
 
+class NumpyGenerator:
+    """A `numpy.random.Generator` to be built from a seed on the side that runs the function
+    (`np.random.default_rng(seed)`), for problems whose functions take one.
+
+    The same NumpyGenerator object keeps its state across calls into one worker.
+    """
+
+    def __init__(self, seed: int):
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise TypeError("NumpyGenerator seed must be a non-negative int")
+        Generator._next_id += 1  # one count with Generator: an id names one generator of either kind
+        self.id = Generator._next_id
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        return f"NumpyGenerator(seed={self.seed})"
+
+
 class Handle:
     """A named object that exists only inside the sandbox (for example the capstone's model)."""
 
@@ -139,6 +157,8 @@ def encode(value: Any, buffers: list[bytes]) -> Any:
         return {"__dict__": [[encode(k, buffers), encode(v, buffers)] for k, v in value.items()]}
     if isinstance(value, Generator):
         return {"__generator__": value.id, "seed": value.seed, "device": value.device}
+    if isinstance(value, NumpyGenerator):
+        return {"__np_generator__": value.id, "seed": value.seed}
     if isinstance(value, Handle):
         return {"__handle__": value.name}
     if isinstance(value, RemoteRef):
@@ -154,13 +174,20 @@ def encode(value: Any, buffers: list[bytes]) -> Any:
     np = sys.modules.get("numpy")
     if np is not None:
         if isinstance(value, np.ndarray):
-            if value.dtype.name not in NUMPY_DTYPES:
-                raise Unencodable(f"numpy arrays of dtype {value.dtype} cannot be sent")
-            buffers.append(np.ascontiguousarray(value).tobytes())
-            return {"__ndarray__": len(buffers) - 1, "dtype": value.dtype.name, "shape": list(value.shape)}
+            return _encode_ndarray(np, value, buffers)
         if isinstance(value, np.generic):
             return encode(value.item(), buffers)
     raise Unencodable(f"a value of type {type(value).__name__} cannot be sent")
+
+
+def _encode_ndarray(np, a, buffers: list[bytes]) -> dict:
+    """An array's contents in C order and little-endian bytes (a big-endian `>f4` array is sent as
+    the float32 values it holds, not as its raw bytes)."""
+    dtype = a.dtype.name
+    if dtype not in NUMPY_DTYPES:
+        raise Unencodable(f"numpy arrays of dtype {a.dtype} cannot be sent")
+    buffers.append(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes())
+    return {"__ndarray__": len(buffers) - 1, "dtype": dtype, "shape": list(a.shape)}
 
 
 def _encode_tensor(torch, t, buffers: list[bytes]) -> dict:
@@ -262,7 +289,7 @@ class _Decoder:
             return _dtype(node["__dtype__"])
         if "__device__" in node:
             return _device(node["__device__"])
-        for tag in ("__generator__", "__handle__", "__remote__"):
+        for tag in ("__generator__", "__np_generator__", "__handle__", "__remote__"):
             if tag in node:
                 if self.resolve is None:
                     raise WireError(f"{tag} not accepted here")
@@ -324,7 +351,8 @@ def _array(raw, dtype: str):
 
     if dtype == "bool":  # a byte other than 0 or 1 would be a bool that is neither
         return np.frombuffer(raw, dtype=np.uint8) != 0
-    return np.frombuffer(raw, dtype=np.dtype(dtype)).copy()
+    # The wire is little-endian; the copy is in this machine's own byte order.
+    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(np.dtype(dtype))
 
 
 def _shape(shape: Any, bounds: Bounds) -> tuple[int, ...]:

@@ -5,6 +5,7 @@ sandbox is covered by `grader validate` of every bundled problem (test_validatio
 import inspect
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,6 +119,33 @@ def test_tensor_free_build_raises_only_for_tensor_answers(pdir, tmp_path):
         module.many(torch.ones(2))
 
 
+NUMPY_REFERENCE = '''
+import numpy as np
+
+
+def scale(x: np.ndarray) -> tuple:
+    return 2 * x, np.float32(x.sum()), np.asarray(x.sum(), dtype=np.int64)
+'''
+
+
+def test_numpy_arrays_become_empty_and_the_build_imports_nothing(tmp_path):
+    solution = tmp_path / "solution.py"
+    solution.write_text(NUMPY_REFERENCE, encoding="utf-8")
+    pdir = SimpleNamespace(meta=SimpleNamespace(functions=[FunctionSpec(name="scale", params=["x"])]),
+                           solution_file=solution)
+    source = empty_answers(pdir).source
+    appended = source[len(NUMPY_REFERENCE.rstrip()):]
+    # the sandbox's import guard refuses what the problem does not list: the build must not import
+    assert "import " not in appended.replace("# ", "")
+    module = import_file(empty_answers(pdir).write(tmp_path), "empty_numpy")
+    doubled, total, zero_d = module.scale(np.ones((3, 4), dtype=np.float32))
+    assert isinstance(doubled, np.ndarray) and doubled.shape == (0, 0) and doubled.dtype == np.float32
+    assert total == np.float32(12)  # a numpy number is a number: kept
+    assert zero_d.shape == (0,) and zero_d.dtype == np.int64
+    with pytest.raises(RuntimeError):
+        import_file(tensor_free(pdir).write(tmp_path), "free_numpy").scale(np.ones(2))
+
+
 def result(*tests: tuple[str, str, float]) -> Result:
     """A graded submission whose hidden tests ended as given: (name, status, points)."""
     return Result(problem="p", score=0, max_score=0, backend="local", duration_s=0, tests=[
@@ -157,3 +185,14 @@ def test_check_excuses_tests_that_pass_without_any_tensor(pdir):
     [check] = report.checks
     assert check.ok and "test_number" in check.detail
     assert graded == ["empty_answers", "tensor_free"]
+
+
+def test_check_fails_when_the_empty_build_could_not_be_loaded(pdir):
+    refused = Result(problem="p", score=0, max_score=3, backend="local", duration_s=0, status="invalid", tests=[
+        TestResult(name="loading the submission", status="invalid", message="NotAllowed: import of functools",
+                   score=0, max_score=3, visibility="visible")])
+    report, graded = run_check(pdir, refused, None)
+    [check] = report.checks
+    assert check.name == CHECK and not check.ok
+    assert check.detail == "the build with empty answers could not be loaded: NotAllowed: import of functools"
+    assert graded == ["empty_answers"]

@@ -119,6 +119,28 @@ def test_instructor_scaffold_and_validate(tmp_path):
     assert broken.returncode == 2 and "problem.toml: difficulty:" in broken.stderr
 
 
+def test_new_writes_a_numpy_problem_and_names_the_frameworks_it_knows(tmp_path):
+    env = {"GRADER_ROOT": str(tmp_path), "GRADER_DATA_DIR": str(tmp_path / "data")}
+    made = grader_cli("new", "901", "toy-numpy", "--framework", "numpy", env=env)
+    assert made.returncode == 0, made.stderr
+    problem = tmp_path / "problems/901-toy-numpy"
+    toml = (problem / "problem.toml").read_text()
+    assert 'framework = "numpy"' in toml and 'imports = ["numpy", "math"]' in toml
+    code = {path.relative_to(tmp_path).as_posix(): path.read_text() for path in tmp_path.rglob("*.py")}
+    assert len(code) == 6  # starter, public test, reference, hidden test, two alternatives
+    for name, text in code.items():
+        assert "import numpy as np" in text and "torch" not in text, name
+    assert "from runner.testing import assert_close, rng" in code["graders/901-toy-numpy/test_hidden.py"]
+    assert "Allowed imports: `numpy`, `math`." in (problem / "statement.md").read_text()
+    listed = grader_cli("list", "--json", env=env)
+    assert [(r["key"], r["framework"]) for r in json.loads(listed.stdout)] == [("901-toy-numpy", "numpy")]
+
+    refused = grader_cli("new", "902", "toy-jax", "--framework", "jax", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr == "error: --framework 'jax': choose one of torch, numpy\n"
+    assert not (tmp_path / "problems/902-toy-jax").exists()
+
+
 def test_bench_prints_each_mode_next_to_its_in_process_run():
     out = grader_cli("bench", "413", "--repeats", "1")
     assert out.returncode == 0, out.stderr
