@@ -129,6 +129,24 @@ def test_docker_image_installs_the_pinned_platform():
     assert "COPY solutions" not in recipe and "COPY graders" not in recipe and "COPY . " not in recipe
 
 
+@pytest.mark.parametrize("ignore_file", [".dockerignore", "runner/sandbox/docker/Dockerfile.dockerignore"])
+def test_the_image_build_context_holds_only_the_platform(ignore_file, tmp_path):
+    """The files a build would send to the engine, computed by the docker SDK from the ignore file that
+    the classic builder (root) or BuildKit (next to the Dockerfile) reads: no solution, grader,
+    problem or model file, whatever else lies in the checkout."""
+    from docker.utils.build import exclude_paths
+
+    patterns = [ln.strip() for ln in (ROOT / ignore_file).read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    sent = exclude_paths(str(ROOT), patterns)
+    assert "pyproject.toml" in sent and "runner/sandbox/child.py" in sent
+    leaked = sorted(p for p in sent if p.split("/")[0] in ("solutions", "graders", "problems", "models", "tests",
+                                                          ".git", ".venv", "venv", "work", "course"))
+    assert not leaked, f"{ignore_file} lets {len(leaked)} files into the build context, e.g. {leaked[:3]}"
+    assert all(p.split("/")[0] in ("pyproject.toml", "README.md", "runner", ".dockerignore") for p in sent)
+    assert not [p for p in sent if "__pycache__" in p]
+
+
 def test_docker_without_client_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(SandboxUnavailable, match="install Docker Engine"):
