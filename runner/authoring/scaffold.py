@@ -40,6 +40,7 @@ tags = ["TODO"]
 framework = "torch"
 device = "cpu"
 summary = "TODO: one line for the catalogue."
+set = ""                         # the key of its set in site/problem-sets.toml ("" for none)
 imports = ["torch", "math"]      # what the solution may import; state it in statement.md too
 
 [paper]

@@ -15,6 +15,12 @@
     }
     if (more.length) box.setAttribute("data-more", more.join(" "));
     else box.removeAttribute("data-more");
+    // a display formula is always focusable (the builder says so); an inline one only while it
+    // scrolls, so that the keyboard can scroll it without a tab stop at every small formula
+    if (box.classList.contains("inline")) {
+      if (room > 1) box.setAttribute("tabindex", "0");
+      else box.removeAttribute("tabindex");
+    }
   }
 
   boxes.forEach(function (box) {
