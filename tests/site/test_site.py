@@ -1,6 +1,8 @@
 """The problem site: built from problems/, served on loopback, read in headless Chromium.
 
-Screenshots of the index and a problem page at desktop and phone widths go to artifacts/site/.
+Screenshots go to artifacts/site/: the index and a problem page at desktop and phone widths, every
+page at 1366 and 390 px (fit-*), and close-ups of a signature block, the commands with their copy
+buttons, wrapped code and a formula wider than a phone (at its start and scrolled).
 """
 import hashlib
 import html
@@ -608,7 +610,7 @@ def test_a_phone_sees_wide_formulas_scroll_in_their_box(browser, real_site):
     SHOTS.mkdir(parents=True, exist_ok=True)
     box.screenshot(str(SHOTS / "phone-wide-formula-start.png"))
     browser.execute_script("arguments[0].scrollLeft = arguments[0].scrollWidth / 3", box)
-    WebDriverWait(browser, 5).until(lambda d: box.get_attribute("data-more") == "left right")
+    wait(browser).until(lambda d: box.get_attribute("data-more") == "left right")
     box.screenshot(str(SHOTS / "phone-wide-formula-scrolled.png"))
     code = browser.find_element(By.CSS_SELECTOR, ".starter pre, .statement pre")
     browser.execute_script("arguments[0].scrollIntoView()", code)
@@ -623,10 +625,11 @@ def test_a_phone_sees_wide_formulas_scroll_in_their_box(browser, real_site):
         steps.screenshot(str(SHOTS / f"{label}-get-started.png"))
 
 
-def WebDriverWait(driver, timeout):  # noqa: N802 - selenium's class, imported where selenium is
-    from selenium.webdriver.support.ui import WebDriverWait as Wait
+def wait(driver, timeout: float = 5):
+    """selenium's WebDriverWait (imported here: selenium is only needed where a browser runs)."""
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    return Wait(driver, timeout)
+    return WebDriverWait(driver, timeout)
 
 
 def expected_sets(site) -> dict[str, list[str]]:
@@ -675,7 +678,7 @@ def test_copy_buttons_put_the_text_on_the_clipboard(browser, real_site):
         browser.execute_async_script("navigator.clipboard.writeText('before the click').then(arguments[0])")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
         button.click()
-        WebDriverWait(browser, 5).until(lambda d: button.get_attribute("data-copied") == "true")
+        wait(browser).until(lambda d: button.get_attribute("data-copied") == "true")
         assert browser.execute_async_script(clipboard) == text
         assert button.text.startswith("Copied")
     assert browser.find_element(By.CSS_SELECTOR, "[role=status].visually-hidden").get_attribute(
@@ -746,7 +749,7 @@ def test_public_tests_download_from_each_page(browser, real_site):
                 assert resp.status == 200 and resp.read() == test.read_bytes()
 
 
-def test_paper_links_are_real_addresses(real_site):
+def test_sets_and_their_problems_link_a_paper(real_site):
     """Every problem of a set, and the set itself, links its paper (or model card)."""
     spec = {s["key"]: s for s in tomllib.loads((SITE_DIR / "problem-sets.toml").read_text(encoding="utf-8"))["set"]}
     index = (real_site["out"] / "index.html").read_text()
