@@ -521,13 +521,16 @@ const clipped = el => {  // inside a box that scrolls or clips: that box is what
     if (getComputedStyle(a).overflowX !== 'visible') return true;
   return false;
 };
-const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().replace(/\\s+/g, '.') : '')
-  + ' "' + (el.textContent || '').trim().slice(0, 40) + '"';
+const name = el => {
+  const cls = typeof el.className === 'string' && el.className.trim() ? '.' + el.className.trim().replace(/\\s+/g, '.') : '';
+  return el.tagName.toLowerCase() + cls + ' "' + (el.textContent || '').trim().slice(0, 40) + '"';
+};
 const wider = [], scrolling = [];
 for (const el of main.querySelectorAll('*')) {
   const r = el.getBoundingClientRect();
   if (!r.width || clipped(el)) continue;
-  if (r.left < left - 1 || r.right > right + 1) wider.push(name(el) + ' spans ' + Math.round(r.left) + '..' + Math.round(r.right));
+  if (r.left < left - 1 || r.right > right + 1)
+    wider.push(name(el) + ' spans ' + Math.round(r.left) + '..' + Math.round(r.right));
   const ox = getComputedStyle(el).overflowX;
   if ((ox === 'auto' || ox === 'scroll') && el.scrollWidth > el.clientWidth + 1)
     scrolling.push({el: el, name: name(el), focusable: el.tabIndex === 0,
