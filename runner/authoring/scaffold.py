@@ -60,6 +60,7 @@ tags = ["TODO"]
 framework = "{framework}"
 device = "cpu"
 summary = "TODO: one line for the catalogue."
+set = ""                         # the key of its set in site/problem-sets.toml ("" for none)
 imports = {imports}      # what the solution may import; state it in statement.md too
 
 [paper]

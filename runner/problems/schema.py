@@ -135,6 +135,8 @@ class Problem(_Strict):
     # it, grading such a problem with no GPU visible is an error, never a silent move to the CPU.
     cpu_fallback: bool = False
     summary: str = ""
+    # the set it belongs to on the site's index: a `key` of site/problem-sets.toml ("" for none)
+    set: str = Field("", pattern=r"^([a-z0-9]+(-[a-z0-9]+)*)?$")
     imports: list[str]  # what the solution may import (runner.sandbox.imports); the statement says it too
     paper: Paper
     functions: list[FunctionSpec] = Field(min_length=1)

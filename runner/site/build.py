@@ -1,7 +1,7 @@
 """The static site solvers browse: an index, a page per problem, and optionally their results.
 
 `build_site` renders `site/templates` with Jinja2 from the public `problems/` folders only, copies
-the starter and the notebook for download, and refuses to leave a site behind that contains any
+the starter, the public tests and the notebook for download, and refuses to leave a site behind that contains any
 line of `solutions/` or `graders/` (runner.site.leaks). The results page is runner.site.results_page
 and the loopback server runner.site.serve.
 """
@@ -40,7 +40,7 @@ class BuildReport:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False)
 class ProblemPage:
     """The rendered parts of one problem's page."""
 
@@ -52,6 +52,10 @@ class ProblemPage:
     starter: str
     has_starter: bool
     has_notebook: bool
+    public_tests: list[Path] = field(default_factory=list)  # tests/test_*.py of the problem folder
+    set: ProblemSet | None = None  # the set it is listed in (None under "More problems")
+    prev: ProblemPage | None = None  # its neighbours in that set
+    next: ProblemPage | None = None
 
     @property
     def meta(self):
@@ -70,6 +74,11 @@ class ProblemPage:
     def href(self) -> str:
         """The page's path inside the site."""
         return f"problems/{self.pdir.key}/index.html"
+
+    @property
+    def position(self) -> int:
+        """1-based place in its set."""
+        return self.set.problems.index(self) + 1 if self.set else 0
 
     @property
     def commands(self) -> list[tuple[str, str]]:
@@ -108,7 +117,8 @@ def build_site(out: Path, root: Path | None = None, *, gradebook_url: str | None
         path.write_text(env.get_template(template).render(base=base, **common, **ctx), encoding="utf-8")
         report.pages.append(path)
 
-    write("index.html", "index.html", page="index", sets=_problem_sets(pages),
+    sets = _problem_sets(pages, report.warnings)
+    write("index.html", "index.html", page="index", sets=sets,
           tags=sorted({t for p in pages for t in p.meta.tags}, key=str.lower),
           difficulties=_difficulties(pages), total=len(pages))
     for page in pages:
@@ -170,31 +180,74 @@ def _problem_page(pdir: ProblemDir, warnings: list[str]) -> ProblemPage:
         starter=highlight_code(pdir.starter.read_text(encoding="utf-8")) if has_starter else "",
         has_starter=has_starter,
         has_notebook=pdir.notebook.is_file(),
+        public_tests=sorted(pdir.public_tests.glob("test_*.py")),
     )
 
 
-@dataclass
+@dataclass(eq=False)
 class ProblemSet:
-    """A group of problems on the index (site/problem-sets.toml)."""
+    """A group of problems on the index (site/problem-sets.toml); `key` is what problem.toml names."""
 
+    key: str
     title: str
-    about: str
-    problems: list[ProblemPage]
+    about: str = ""
+    paper_title: str = ""
+    paper_url: str = ""
+    problems: list[ProblemPage] = field(default_factory=list)
+    linked: bool = True  # its pages link to their neighbours (not so for "More problems")
+
+    @property
+    def anchor(self) -> str:
+        """The id of its section on the index."""
+        return f"set-{self.key}"
 
 
-def _problem_sets(pages: list[ProblemPage]) -> list[ProblemSet]:
-    """The sets of `site/problem-sets.toml` in order, each in catalogue order; the rest last."""
-    spec = tomllib.loads((SITE_DIR / "problem-sets.toml").read_text(encoding="utf-8")).get("set", [])
-    sets, placed = [], set()
+def read_set_spec(path: Path | None = None) -> list[dict]:
+    """The `[[set]]` tables of site/problem-sets.toml; SiteError naming the file and entry when one
+    lacks a key or a title, repeats a key, or still lists its problems (membership is in problem.toml)."""
+    path = path or SITE_DIR / "problem-sets.toml"
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8")).get("set", [])
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SiteError(f"{path}: {exc}") from None
+    seen = set()
+    for i, entry in enumerate(spec):
+        where = f"{path}: set[{i}]"
+        if not entry.get("key") or not entry.get("title"):
+            raise SiteError(f"{where}: needs a key and a title")
+        if "problems" in entry:
+            raise SiteError(f"{where}: a problem joins a set with `set = \"{entry['key']}\"` in its "
+                            "problem.toml, not through a list here")
+        if entry["key"] in seen:
+            raise SiteError(f"{where}: the key {entry['key']!r} is used twice")
+        seen.add(entry["key"])
+    return spec
+
+
+def _problem_sets(pages: list[ProblemPage], warnings: list[str]) -> list[ProblemSet]:
+    """The sets of `site/problem-sets.toml` in order, each holding the problems whose problem.toml
+    names it, in catalogue (id) order; the rest last. Each page learns its set and neighbours."""
+    spec, sets = read_set_spec(), []
     for entry in spec:
-        ids = set(entry.get("problems", []))
-        members = [p for p in pages if p.meta.id in ids and p.meta.id not in placed]
-        placed |= {p.meta.id for p in members}
+        paper = entry.get("paper", {})
+        members = [p for p in pages if p.meta.set == entry["key"]]
         if members:
-            sets.append(ProblemSet(entry["title"], entry.get("about", ""), members))
-    rest = [p for p in pages if p.meta.id not in placed]
+            sets.append(ProblemSet(entry["key"], entry["title"], entry.get("about", ""),
+                                   paper.get("title", ""), paper.get("url", ""), members))
+    known = {e["key"] for e in spec}
+    for p in pages:
+        if p.meta.set and p.meta.set not in known:
+            warnings.append(f"{p.pdir.key}: problem.toml names the set {p.meta.set!r}, which "
+                            "site/problem-sets.toml does not define; it is listed under More problems")
+    rest = [p for p in pages if p.meta.set not in known]
     if rest:
-        sets.append(ProblemSet("More problems" if sets else "Problems", "", rest))
+        sets.append(ProblemSet("more", "More problems" if sets else "Problems", problems=rest, linked=False))
+    for s in sets:
+        for i, page in enumerate(s.problems):
+            page.set = s
+            if s.linked:
+                page.prev = s.problems[i - 1] if i else None
+                page.next = s.problems[i + 1] if i + 1 < len(s.problems) else None
     return sets
 
 
@@ -210,6 +263,10 @@ def _copy_downloads(page: ProblemPage, folder: Path) -> None:
         shutil.copyfile(page.pdir.starter, folder / "starter.py")
     if page.has_notebook:
         shutil.copyfile(page.pdir.notebook, folder / page.pdir.notebook.name)
+    if page.public_tests:
+        (folder / "tests").mkdir(exist_ok=True)
+        for test in page.public_tests:
+            shutil.copyfile(test, folder / "tests" / test.name)
 
 
 def _copy_images(page: ProblemPage, folder: Path, warnings: list[str]) -> None:

@@ -22,6 +22,11 @@ from pygments.util import ClassNotFound
 UNKNOWN_COMMAND = re.compile(r"<m[ion]>(\\[A-Za-z]+)</m[ion]>")
 # standard LaTeX operator names that latex2mathml does not know; rewritten to \operatorname{...}
 MISSING_OPERATORS = re.compile(r"\\(arg)(?![A-Za-z])")
+# latex2mathml leaves the & of an `aligned` environment as literal text; `align*` has the same
+# columns (right, left, right, left, ...) and becomes a real table
+ALIGNED = re.compile(r"\\(begin|end)\{aligned\}")
+# an alignment & that did not become a table cell shows on the page as a stray "&"
+STRAY_AMPERSAND = re.compile(r"<mi>&(?:amp;)?</mi>")
 # \log p comes out as <mi>log</mi><mi>p</mi>, which a browser sets as "logp": add TeX's thin space
 # (not before a parenthesis, and not when the name is the base of a sub/superscript)
 FUNCTION_NAME = re.compile(r"(?<!<msub>)(?<!<msup>)(?<!<msubsup>)(<mi>(?:log|ln|lg|exp|sin|cos|tan|sinh|cosh|tanh"
@@ -42,6 +47,7 @@ class Rendered:
 def tex_to_mathml(tex: str, display: bool) -> str:
     """One formula as a MathML element; the TeX source rides along as an annotation for copying."""
     source = MISSING_OPERATORS.sub(r"\\operatorname{\1}", tex.strip())
+    source = ALIGNED.sub(r"\\\1{align*}", source)
     mathml = latex2mathml.converter.convert(source, display="block" if display else "inline")
     mathml = TEXT_RUN.sub(lambda m: TEXT_ESCAPE.sub(r"\1", m.group(0)), mathml)
     mathml = FUNCTION_NAME.sub(r'<mrow>\1<mspace width="0.1667em" /></mrow>', mathml)
@@ -53,7 +59,13 @@ def tex_to_mathml(tex: str, display: bool) -> str:
 
 
 def highlight_code(code: str, lang: str = "python") -> str:
-    """Pygments spans in a keyboard-scrollable <pre>; `>>>` sessions get the console lexer."""
+    """Pygments spans in a focusable <pre>, one `<span class="line">` per source line; `>>>` sessions
+    get the console lexer.
+
+    A line too long for the text column wraps (style.css): each line carries its indentation as
+    `--indent` (in characters), so its continuation is set deeper than the line itself and never
+    reads as a line of its own.
+    """
     lang = (lang or "").strip().lower()
     if lang in ("python", "py", "") and code.lstrip().startswith(">>>"):
         lexer = PythonConsoleLexer()
@@ -65,7 +77,18 @@ def highlight_code(code: str, lang: str = "python") -> str:
         except ClassNotFound:
             lexer = TextLexer()
     spans = highlight(code, lexer, HtmlFormatter(nowrap=True))
-    return f'<pre class="highlight" tabindex="0"><code>{spans}</code></pre>'
+    lines = spans.split("\n")  # Pygments closes its spans at each line end and reopens them after
+    if lines and not lines[-1]:
+        lines.pop()
+    body = "".join(_code_line(line) for line in lines)
+    return f'<pre class="highlight" tabindex="0"><code>{body}</code></pre>'
+
+
+def _code_line(line: str) -> str:
+    text = html.unescape(re.sub(r"<[^>]+>", "", line))
+    indent = len(text) - len(text.lstrip(" "))
+    style = f' style="--indent: {indent}"' if indent and text.strip() else ""
+    return f'<span class="line"{style}>{line}\n</span>'
 
 
 def pygments_css() -> str:
@@ -108,6 +131,8 @@ def render_markdown(text: str, *, id_prefix: str, top_level: int | None = 2, dro
         unknown = UNKNOWN_COMMAND.findall(mathml)
         if unknown:  # latex2mathml keeps a command it does not know as literal text
             warnings.append(f"unsupported TeX command {', '.join(unknown)} in ${tex}$")
+        if STRAY_AMPERSAND.search(mathml):
+            warnings.append(f"an alignment & outside a matrix, cases or align* in ${tex}$ would show as text")
         return mathml
 
     md = MarkdownIt("commonmark", {"html": True, "highlight": lambda code, lang, _attrs: highlight_code(code, lang)})
