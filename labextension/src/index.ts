@@ -11,7 +11,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
+import { PathExt, URLExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -149,6 +149,7 @@ class ExercisesPanel extends Widget {
     this.node.appendChild(this.list);
 
     const current = el('div', 'dg-current-box');
+    current.appendChild(el('div', 'dg-current-caption', 'Current notebook'));
     this.currentLabel = el('div', 'dg-current-label');
     this.submitButton = el('button', 'dg-submit jp-Button jp-mod-styled jp-mod-accept', 'Submit');
     this.submitButton.title =
@@ -211,6 +212,7 @@ class ExercisesPanel extends Widget {
       this.say('', 'info');
       this.renderResult(data.result);
       await this.refresh();
+      this.resultBox.scrollIntoView({ block: 'nearest' });
     } catch (err) {
       this.say((err as Error).message, 'error');
     } finally {
@@ -228,9 +230,8 @@ class ExercisesPanel extends Widget {
     if (panel) {
       const key = notebookProblem(panel);
       this.currentKey = key;
-      this.currentLabel.textContent = key
-        ? `Current: ${key}`
-        : `Current: ${panel.context.path}`;
+      this.currentLabel.textContent = PathExt.basename(panel.context.path);
+      this.currentLabel.title = panel.context.path;
       this.submitButton.disabled = false;
       this.submitButton.textContent = key ? `Submit ${key.split('-')[0]}` : 'Submit';
       if (!key) {
@@ -238,7 +239,8 @@ class ExercisesPanel extends Widget {
       }
     } else {
       this.currentKey = null;
-      this.currentLabel.textContent = 'No notebook open';
+      this.currentLabel.textContent = 'none: open a problem above';
+      this.currentLabel.title = '';
       this.submitButton.disabled = true;
       this.submitButton.textContent = 'Submit';
     }
@@ -283,7 +285,7 @@ class ExercisesPanel extends Widget {
     this.resultBox.appendChild(heading);
     const table = el('table', 'dg-verdicts');
     const head = el('tr');
-    for (const col of ['test', 'verdict', 'points']) {
+    for (const col of ['test', 'verdict', 'pts']) {
       head.appendChild(el('th', '', col));
     }
     table.appendChild(el('thead')).appendChild(head);
@@ -291,7 +293,14 @@ class ExercisesPanel extends Widget {
     for (const t of result.tests) {
       const row = el('tr', `dg-verdict dg-verdict-${t.status}`);
       row.dataset.status = t.status;
-      const name = el('td', 'dg-test', t.name);
+      const name = el('td', 'dg-test');
+      // let long test names break after their underscores, not anywhere
+      t.name.split('_').forEach((part, i, parts) => {
+        name.appendChild(document.createTextNode(i < parts.length - 1 ? `${part}_` : part));
+        if (i < parts.length - 1) {
+          name.appendChild(el('wbr'));
+        }
+      });
       if (t.visibility === 'hidden') {
         name.appendChild(el('span', 'dg-hidden', ' (hidden)'));
       }

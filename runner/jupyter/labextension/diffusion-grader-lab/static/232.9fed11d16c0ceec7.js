@@ -107,9 +107,8 @@
 
 .dg-current-box {
   display: flex;
-  align-items: center;
-  justify-content: space-between;
-  gap: 8px;
+  flex-direction: column;
+  gap: 4px;
   margin-top: 8px;
   padding-top: 8px;
   border-top: 1px solid var(--jp-border-color2);
@@ -121,8 +120,18 @@
   white-space: nowrap;
 }
 
+.dg-current-caption {
+  color: var(--jp-ui-font-color2);
+  font-size: var(--jp-ui-font-size0);
+  text-transform: uppercase;
+  letter-spacing: 0.04em;
+}
+
 .dg-submit {
-  flex-shrink: 0;
+  width: 100%;
+  overflow: hidden;
+  text-overflow: ellipsis;
+  white-space: nowrap;
 }
 
 .dg-message {
@@ -154,6 +163,7 @@
 
 .dg-verdicts {
   width: 100%;
+  font-size: var(--jp-ui-font-size0);
   border-collapse: collapse;
   table-layout: fixed;
 }
@@ -164,17 +174,17 @@
   border-bottom: 1px solid var(--jp-border-color2);
   text-align: left;
   vertical-align: top;
-  overflow-wrap: anywhere;
+  overflow-wrap: break-word;
 }
 
 .dg-verdicts th:nth-child(2),
 .dg-verdicts td.dg-status {
-  width: 58px;
+  width: 50px;
 }
 
 .dg-verdicts th:nth-child(3),
 .dg-verdicts td.dg-points {
-  width: 44px;
+  width: 30px;
   text-align: right;
 }
 
@@ -209,7 +219,8 @@
 .dg-verdict-message pre {
   margin: 0;
   white-space: pre-wrap;
-  font-size: var(--jp-code-font-size);
+  font-family: var(--jp-code-font-family);
+  font-size: inherit;
   color: var(--jp-ui-font-color2);
 }
 
