@@ -14,7 +14,6 @@ import sys
 import time
 import tomllib
 import urllib.request
-from fnmatch import fnmatch
 from pathlib import Path
 
 import nbformat
@@ -58,17 +57,18 @@ def test_the_prebuilt_extension_is_shipped_and_enabled():
     assert sum(p.stat().st_size for p in files) < 200_000, "the bundle should be a small production build"
     assert not [p for p in files if p.suffix == ".map"], "no source maps in the shipped bundle"
 
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
-    shipped = {}
-    for dest, patterns in setuptools["data-files"].items():
-        for pattern in patterns:
-            for path in ROOT.glob(pattern):
-                shipped[f"{dest}/{path.name}"] = path
+    wheel = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["packages"] == ["runner"], "the bundle ships inside the package, too"
+    shipped = {}  # where an install puts each file -> the file in the checkout
+    for src, dest in wheel["shared-data"].items():
+        src = ROOT / src
+        for path in sorted(src.rglob("*")) if src.is_dir() else [src]:
+            if path.is_file():
+                shipped[f"{dest}/{path.relative_to(src).as_posix()}" if src.is_dir() else dest] = path
     target = f"share/jupyter/labextensions/{panel.LABEXTENSION}"
     for path in files:
-        assert f"{target}/{path.relative_to(BUNDLE).as_posix()}" in shipped, f"{path.name} is not installed"
-        assert any(fnmatch(path.relative_to(panel.BUNDLE.parent).as_posix(), g)
-                   for g in setuptools["package-data"]["runner.jupyter"]), f"{path.name} is not package data"
+        assert shipped.get(f"{target}/{path.relative_to(BUNDLE).as_posix()}") == path, f"{path.name} is not installed"
+    assert f"{target}/install.json" in shipped
     assert shipped[f"etc/jupyter/jupyter_server_config.d/{CONFIG.name}"] == CONFIG
     enabled = json.loads(CONFIG.read_text(encoding="utf-8"))["ServerApp"]["jpserver_extensions"]
     assert enabled == {"runner.jupyter.panel": True}
