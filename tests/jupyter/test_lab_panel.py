@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def test_the_prebuilt_extension_is_shipped_and_enabled():
     assert sum(p.stat().st_size for p in files) < 200_000, "the bundle should be a small production build"
     assert not [p for p in files if p.suffix == ".map"], "no source maps in the shipped bundle"
 
-    wheel = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hatch"]["build"]["targets"]["wheel"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
     assert wheel["packages"] == ["runner"], "the bundle ships inside the package, too"
     shipped = {}  # where an install puts each file -> the file in the checkout
     for src, dest in wheel["shared-data"].items():
@@ -267,6 +269,31 @@ def submit_from_panel(driver, source: str, timeout: float = 400) -> str:
                             "if (m && m.textContent) return 'error: ' + m.textContent;"
                             "const s = document.querySelector('#diffusion-grader-panel .dg-score');"
                             "return s && s.textContent;", timeout, "the verdict table")
+
+
+def api(lab, endpoint: str, body: dict | None = None, token: bool = True) -> tuple[int, dict]:
+    """(HTTP status, JSON reply) of one call to the panel's API."""
+    req = urllib.request.Request(f"{lab['base']}/grader/api/{endpoint}",
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"token {lab['token']}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+@pytest.mark.slow
+def test_api_needs_the_token_and_stays_in_the_root(lab):
+    assert api(lab, "problems", token=False)[0] == 403
+    assert api(lab, "open", {"problem": "416"}, token=False)[0] == 403
+    status, reply = api(lab, "problems")
+    assert status == 200 and [r["key"] for r in reply["problems"]] == Catalogue(ROOT).keys()
+    status, reply = api(lab, "submit", {"path": "../outside.ipynb"})
+    assert status == 400 and "not inside" in reply["message"]
+    status, reply = api(lab, "open", {"problem": "999"})
+    assert status == 404 and PROBLEM in reply["message"], "an unknown id lists the known ones"
+    assert not any(lab["root"].iterdir()), "nothing was made in the root folder"
 
 
 @pytest.mark.slow
