@@ -92,12 +92,19 @@ def record(ident: str, source: str) -> None:
     problem `ident`. The module graded keeps the cell's line numbers: an empty line stands for the
     `%%solution` line, and for each magic or shell line (they are not Python)."""
     key = Catalogue().get(ident).key
+    _recorded[key] = module_source(source)
+    _last[:] = [key]
+
+
+def module_source(source: str) -> str:
+    """The module graded for a `%%solution` cell's source (with or without its first line): an
+    empty line stands for the `%%solution` line and for each magic or shell line, so tracebacks
+    and syntax errors keep the cell's own line numbers."""
     lines = source.splitlines()
     if lines and lines[0].startswith(MARKER):
         lines = lines[1:]
     lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in lines]
-    _recorded[key] = "\n".join(["", *lines]) + "\n"
-    _last[:] = [key]
+    return "\n".join(["", *lines]) + "\n"
 
 
 def recorded_solution(ident: str | None = None) -> tuple[ProblemDir, str]:
@@ -191,17 +198,22 @@ def submit(ident: str | None = None, backend: str = "local") -> ResultView | Non
     """Grade the recorded solution (default: of the `%%solution` cell run last) with the public and
     hidden tests and store it in the gradebook, exactly as `grader submit` does. The untouched
     starter is not graded (Run All would store a zero): None, and a line saying so."""
-    from runner.records.gradebook import Gradebook
-    from runner.grading.lifecycle import submit as grade_and_store
-
     pdir, source = recorded_solution(ident)
     if is_starter(pdir, source):
         print(f"{pdir.key}: not submitted: your solution is still the starter. Write your code in the "
               f"`{MARKER}` cell, run it, then run submit() again.")
         return None
+    return ResultView(submit_source(pdir, source, backend), f"{pdir.key}, submission")
+
+
+def submit_source(pdir: ProblemDir, source: str, backend: str = "local") -> Result:
+    """Grade a solution's module source with the public and hidden tests in the sandbox and store
+    it in the gradebook, as `grader submit` does (also what the JupyterLab panel's Submit runs)."""
+    from runner.records.gradebook import Gradebook
+    from runner.grading.lifecycle import submit as grade_and_store
+
     with solution_file(source) as path:
-        result = grade_and_store(pdir, path, Gradebook(), backend)
-    return ResultView(result, f"{pdir.key}, submission")
+        return grade_and_store(pdir, path, Gradebook(), backend)
 
 
 def autograde(ident: str, points: float, backend: str = "local") -> float:
