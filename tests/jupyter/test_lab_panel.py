@@ -20,7 +20,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.site.test_site import browser, free_port, viewport  # noqa: F401  (browser: a fixture)
+from tests.support.browser import chromium, viewport
+from tests.support.cluster import free_port
 from tests.support.helpers import ROOT
 from runner.jupyter import panel
 from runner.problems.catalogue import Catalogue
@@ -147,6 +148,11 @@ def test_status_follows_the_best_graded_submission():
 
 
 # ---------------------------------------------------------------- the panel in JupyterLab
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from chromium((1280, 800))
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +303,7 @@ def test_api_needs_the_token_and_stays_in_the_root(lab):
 
 
 @pytest.mark.slow
-def test_panel_lists_opens_and_submits(browser, lab):  # noqa: F811
+def test_panel_lists_opens_and_submits(browser, lab):
     driver = browser
     viewport(driver, (1440, 900))
     driver.get(f"{lab['base']}/lab?token={lab['token']}")
