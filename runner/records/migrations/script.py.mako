@@ -15,8 +15,10 @@ depends_on = ${repr(depends_on)}
 
 
 def upgrade() -> None:
+    """TODO: what this revision adds."""
     ${upgrades if upgrades else "pass"}
 
 
 def downgrade() -> None:
+    """TODO: how to undo it."""
     ${downgrades if downgrades else "pass"}

@@ -14,6 +14,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Create both tables and their indexes."""
     op.create_table(
         "submissions",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -46,5 +47,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop both tables."""
     op.drop_table("api_tokens")
     op.drop_table("submissions")
