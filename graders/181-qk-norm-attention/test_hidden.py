@@ -230,6 +230,20 @@ def test_grouped_query_heads(submission, reference, problem):
                             "the output of 8 query heads sharing 2 key/value heads")
 
 
+def test_large_scores_do_not_overflow(submission, reference, problem):
+    """Norm scales of 4 on a 16-wide head: scores reach the hundreds, past float32's exp range."""
+    config = make_config(heads=2, kv_heads=1, head_dim=16, window=5)
+    x = hidden_states(37, 2, 8, 16)
+    weights = make_weights(137, config, SLIDING, 16)
+    weights["q_norm"] = np.full(16, 4.0, dtype=np.float32)
+    weights["k_norm"] = np.full(16, 4.0, dtype=np.float32)
+    weights["k_proj"] = weights["q_proj"][:16].copy()     # keys aligned with queries: large scores
+    out = run(submission, x, weights, SLIDING, config)
+    assert bool(np.isfinite(out).all()), "large attention scores make the output NaN or infinite"
+    assert_close(out, reference.gemma4_attention(x, weights, SLIDING, config), rtol=problem.tolerance.rtol,
+                 atol=problem.tolerance.atol, what="the output when the attention scores are large")
+
+
 # ----------------------------------------------------------------------------------------------
 # masks, as properties of the output
 

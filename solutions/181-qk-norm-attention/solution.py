@@ -23,8 +23,7 @@ def layer_shape(layer_type: str, config: dict) -> tuple[int, int, bool]:
     """(head_dim, number of key/value heads, keys double as values) of a layer of this type."""
     if layer_type == "sliding_attention":
         return config["head_dim"], config["num_key_value_heads"], False
-    if layer_type != "full_attention":
-        raise ValueError(f"unknown layer type {layer_type!r}")
+    # a full_attention layer
     k_eq_v = bool(config["attention_k_eq_v"])
     kv_heads = config["num_key_value_heads"]
     if k_eq_v and config.get("num_global_key_value_heads") is not None:
