@@ -73,7 +73,7 @@ def test_no_layers(submission):
     got = submission.kv_source_layers([], 0)
     assert isinstance(got, (list, tuple)) and len(got) == 0, "a model with no layers has an empty map"
     # and a real model next to it, so that an answer that is always empty earns nothing here
-    assert _sources(submission, [S, F], 1) == [0, 1] and _sources(submission, [S, S, F, S], 1) == [0, 1, 2, 1], \
+    assert _sources(submission, [F, S, F, S], 1) == [0, 1, 2, 1] and _sources(submission, [F, S, F], 1) == [0, 1, 0], \
         "a single shared layer reads the last non-shared layer of its type"
 
 
@@ -91,7 +91,7 @@ def test_shared_block_is_exactly_the_last_n_layers(submission):
     for n_layers in (3, 6, 9):
         types = [S] * (n_layers - 1) + [F]
         types[0] = F  # a full producer at the front
-        for n in (1, 2, n_layers - 2):
+        for n in sorted({1, 2, n_layers - 2} & set(range(1, n_layers - 1))):
             first = n_layers - n
             want = list(range(first)) + [
                 max(j for j in range(first) if types[j] == types[i]) for i in range(first, n_layers)]
@@ -135,7 +135,7 @@ def test_missing_producer_raises(submission):
     # a valid pattern answers first, so that a stub that always raises earns nothing here
     assert _sources(submission, [S, F, S, F], 2) == [0, 1, 0, 1], \
         "a shared layer reads the last non-shared layer of its own type"
-    for types, n in (([S, S, F], 1), ([F, S, S, F], 2), ([F, F, S], 1), ([S, F, S, F], 3)):
+    for types, n in (([S, S, F], 1), ([S, S, S, F, F], 2), ([F, F, S], 1), ([S, F, S, F], 3)):
         assert _raises_value_error(lambda: submission.kv_source_layers(types, n)), \
             "a shared layer whose type has no non-shared layer must raise ValueError"
 
@@ -183,7 +183,7 @@ def test_shared_layers_hold_nothing(submission):
     head_dims = [8, 8, 32, 8, 8, 32, 8, 32]
     kv_heads = [2, 2, 1, 2, 2, 1, 2, 1]
     per_sliding, per_full = 2 * 2 * 5 * 8 * 2, 2 * 1 * 12 * 32 * 2
-    for n, (n_sliding, n_full) in ((0, (5, 3)), (2, (4, 2)), (3, (4, 2)), (5, (3, 1))):
+    for n, (n_sliding, n_full) in ((0, (5, 3)), (2, (4, 2)), (3, (4, 1)), (5, (2, 1))):
         got = _bytes(submission, types, n, 6, head_dims, kv_heads, 12, 1, 2)
         assert got == n_sliding * per_sliding + n_full * per_full, \
             "only non-shared layers hold cache entries"
@@ -203,7 +203,7 @@ def test_shared_layer_entries_are_not_read(submission):
     base = _bytes(submission, types, 2, 4, [8, 16, 8, 8, 16, 16], [2, 1, 2, 2, 1, 1], 9, 2, 2)
     other = _bytes(submission, types, 2, 4, [8, 16, 8, 8, 999, 1], [2, 1, 2, 2, 7, 3], 9, 2, 2)
     assert base == other, "the head sizes listed for shared layers must not change the cache size"
-    assert base == 2 * 2 * 2 * (3 * 3 * 8 * 2 + 1 * 9 * 16 * 2), \
+    assert base == 2 * 2 * 2 * (3 * 2 * 3 * 8 + 1 * 1 * 9 * 16), \
         "the cache size with two shared layers is off"
 
 
