@@ -236,3 +236,15 @@ def test_cache_refuses_invalid_sharing(submission):
         assert _raises_value_error(
             lambda: submission.kv_cache_bytes(types, n, 4, [4] * len(types), [1] * len(types), 3, 1, 2)), \
             "kv_cache_bytes must raise ValueError where kv_source_layers does"
+
+
+def test_deep_stack(submission):
+    # 300 layers, the pattern [S, S, S, S, F] repeated, the last 40 shared
+    types = ([S] * 4 + [F]) * 60
+    head_dims = [16 if t == S else 64 for t in types]
+    kv_heads = [1] * 300
+    sources = _sources(submission, types, 40)
+    assert sources[:260] == list(range(260)) and set(sources[260:]) == {258, 259}, \
+        "the map of a deep stack is off"
+    got = _bytes(submission, types, 40, 32, head_dims, kv_heads, 100, 1, 2)
+    assert got == 2 * 2 * (208 * 31 * 16 + 52 * 100 * 64), "the cache size of a deep stack is off"
