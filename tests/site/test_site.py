@@ -628,6 +628,21 @@ def test_every_problem_of_a_set_is_listed_in_it(browser, real_site):
         assert not browser.find_elements(By.CSS_SELECTOR, 'section#set-more tr[data-key="418-full-inference"]')
 
 
+def test_the_index_shows_both_bundled_sets_with_their_problems(browser, real_site):
+    """DiffusionGemma inference (413-418) and Gemma 4 architecture (181-185), each under its own title."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, real_site["base"] + "index.html")
+    keys = sorted(p.key for p in real_site["problems"])
+    bundled = {"diffusiongemma": ("DiffusionGemma inference", range(413, 419)),
+               "gemma4": ("Gemma 4 architecture", range(181, 186))}
+    for key, (title, ids) in bundled.items():
+        section = browser.find_element(By.CSS_SELECTOR, f"section#set-{key}")
+        assert title in section.find_element(By.TAG_NAME, "h2").text
+        shown = [r.get_attribute("data-key") for r in section.find_elements(By.CSS_SELECTOR, "tr[data-key]")]
+        assert shown == [k for k in keys if int(k.split("-")[0]) in ids] and len(shown) == len(ids), (key, shown)
+
+
 def test_copy_buttons_put_the_text_on_the_clipboard(browser, real_site):
     """Each command's button, and the starter's, copies exactly that text to the system clipboard
     (headless Chromium's own, read back with navigator.clipboard once the page may read it)."""
