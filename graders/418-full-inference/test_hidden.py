@@ -657,6 +657,34 @@ def test_other_stability_and_confidence_thresholds(thresholds):
             "a committed canvas is not the argmax canvas the row stopped with (a stopped row keeps its argmax canvas)"
 
 
+def test_tokens_per_forward_with_other_thresholds(thresholds):
+    """With stability_threshold 0 a row can stop at its first step: such a pass still counts, so a
+    row can have taken part in a single decoder pass."""
+    for record in thresholds:
+        ids, _, seq, tpf, log, s = checked(record)
+        canvases = replay(log, s)
+        passes = expected_passes(canvases, finished_before_each_canvas(seq, ids.shape[1], len(canvases)))
+        want = (seq[:, ids.shape[1]:] != PAD).sum(-1).double() / passes.double()
+        assert torch.allclose(tpf.double(), want, rtol=1e-5, atol=1e-6), \
+            ("with another stability_threshold or confidence_threshold, tokens_per_forward is not the non-pad generated "
+             "tokens divided by the decoder passes the row took part in")
+
+
+def test_runs_without_a_generator(submission, hf_model):
+    """generator=None draws from torch's global generator; on prompts where the model is confident
+    the committed canvases do not depend on the draws."""
+    prompts = CONFIDENT[:2]
+    ids, mask = left_pad(prompts)
+    try:
+        out = submission.generate(MODEL, ids, attention_mask=mask, max_new_tokens=L, **DEFAULTS)
+    except SolverError:
+        raise AssertionError("generate raised an error when called without a generator (generator=None)") from None
+    want, _ = hf_generate(hf_model, prompts, 0, max_new_tokens=L)
+    seq, _ = check_answer(out, *want.shape, "sequences generated without a generator")
+    assert torch.equal(seq, want), \
+        "without a generator, committed canvases differ from transformers' generate() where the model is confident"
+
+
 def test_stopper_history_starts_afresh_in_each_canvas(submission):
     """The stability check compares with the argmax canvases of the current canvas's loop only. With
     an eos id the model never writes, short answers run three canvases, the last two all padding
