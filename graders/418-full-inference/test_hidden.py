@@ -602,6 +602,24 @@ def test_accepted_positions_are_draws_from_the_tempered_distribution(wide):
          "acceptance rule, and that an accepted position takes the sampled token)")
 
 
+def test_sure_positions_take_their_token_up_to_the_last_id(submission):
+    """Answers made of the last symbols of the vocabulary (..., y, z): where the tempered
+    distribution is all but certain, an accepted position holds that token, whichever id it is
+    (the last id of the vocabulary included)."""
+    prompts = [copy_example([25] * 9)[0], copy_example([25, 24, 25, 23, 25, 25])[0], count_example(19, 7)[0]]
+    _, _, _, _, log, s = checked(run_unchecked(submission, prompts, 33, max_new_tokens=L))
+    differs, expected = 0, 0.0
+    for c in replay(log, s):
+        calls = c["calls"]
+        for i in range(len(calls) - 1):
+            acc = c["accepted"][i] & active_rows(c, i)[:, None]
+            p_max, argmax = torch.softmax(c["eff"][i], dim=-1).max(-1)
+            differs += int((calls[i + 1]["canvas"] != argmax)[acc].sum())
+            expected += float((1 - p_max)[acc].sum())
+    assert plausible_count(differs, expected, ALPHA), \
+        "accepted positions do not hold the token their tempered distribution makes all but certain"
+
+
 @pytest.mark.points(2)
 def test_rows_that_ended_earlier_are_still_denoised(ended_early):
     """A row that ended in an earlier canvas is denoised like any other row (sampled, accepted,
