@@ -762,11 +762,17 @@ def test_default_settings(submission):
     prompts = [copy_example([3, 4])[0], count_example(5, 7)[0]]
     submission.handle_method("model", "grader_set_eos", [NEVER])
     try:
-        ids, _, seq, _, log, _ = checked(run_with_defaults(submission, prompts, 32))
+        ids, _, seq, _, log, s = checked(run_with_defaults(submission, prompts, 32))
     finally:
         submission.handle_method("model", "grader_set_eos", EOS)
     assert seq.shape[1] == ids.shape[1] + math.ceil(256 / L) * L, \
         "with max_new_tokens left out, generation should run the canvases of the default max_new_tokens"
+    # These answers are sure of themselves: the default stopping rule decides when each loop ends.
+    for c in replay(log, s):
+        stop = c["all_stopped_at"]
+        want = s["max_denoising_steps"] if stop is None else stop + 1
+        assert len(c["calls"]) == want, \
+            "with the default settings, the denoising loop did not end when the default stopping rule says"
 
 
 @torch.no_grad()
