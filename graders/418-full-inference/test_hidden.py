@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from runner.handles.diffusiongemma import model_folder
-from runner.handles.diffusiongemma import (CANVAS_LENGTH as L, EOS, PAD, VOCAB_SIZE as V, copy_example, count_example,
-                          left_pad, load_model, symbol)
+from runner.handles.diffusiongemma import (BOS, CANVAS_LENGTH as L, COPY, COUNT, EOS, PAD, SEP, VOCAB_SIZE as V,
+                          copy_example, count_example, left_pad, load_model, symbol)
 from runner.sandbox.failures import SolverError
 from runner.testing import Generator, Handle, assert_shape_dtype, binomial_bound
 
@@ -47,6 +47,10 @@ THRESHOLDS = [(MIXED, dict(stability_threshold=2, confidence_threshold=0.02)),
 # An eos id the model never writes (bos): no row ends, and generation runs every canvas it may.
 NEVER = copy_example([])[0][0]
 ALPHA = 1e-6  # each statistical check fails a correct solution with probability below this
+# Prompts outside the synthetic language: the model stays unsure of its answer, so rows rarely (if
+# ever) become confident and a canvas tends to run up to the step limit.
+GARBLED = [[BOS, symbol(3), COPY, symbol(4), SEP, SEP, COPY], [BOS, COPY, SEP, COUNT, symbol(9), COPY, SEP],
+           [BOS, COUNT, COUNT, symbol(2), COPY, SEP]]
 
 
 # ------------------------------------------------------------------ running and replaying
@@ -62,6 +66,16 @@ def run_unchecked(submission, prompts, seed, mask_dtype=torch.bool, **kwargs):
     out = submission.generate(MODEL, ids, attention_mask=mask.to(mask_dtype), generator=Generator(seed), **settings)
     log = submission.handle_method("model", "grader_take_log")
     return ids, mask, out, log, settings
+
+
+def run_with_defaults(submission, prompts, seed, **kwargs):
+    """Like run_unchecked, but only `kwargs` are passed: every other setting is left to generate's
+    defaults, which the record's settings (DEFAULTS) say they should be."""
+    ids, mask = left_pad(prompts)
+    submission.handle_method("model", "grader_clear_log")
+    out = submission.generate(MODEL, ids, attention_mask=mask, generator=Generator(seed), **kwargs)
+    log = submission.handle_method("model", "grader_take_log")
+    return ids, mask, out, log, DEFAULTS | kwargs
 
 
 def check_answer(out, batch: int, length: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -588,6 +602,24 @@ def test_accepted_positions_are_draws_from_the_tempered_distribution(wide):
          "acceptance rule, and that an accepted position takes the sampled token)")
 
 
+def test_sure_positions_take_their_token_up_to_the_last_id(submission):
+    """Answers made of the last symbols of the vocabulary (..., y, z): where the tempered
+    distribution is all but certain, an accepted position holds that token, whichever id it is
+    (the last id of the vocabulary included)."""
+    prompts = [copy_example([25] * 9)[0], copy_example([25, 24, 25, 23, 25, 25])[0], count_example(19, 7)[0]]
+    _, _, _, _, log, s = checked(run_unchecked(submission, prompts, 33, max_new_tokens=L))
+    differs, expected = 0, 0.0
+    for c in replay(log, s):
+        calls = c["calls"]
+        for i in range(len(calls) - 1):
+            acc = c["accepted"][i] & active_rows(c, i)[:, None]
+            p_max, argmax = torch.softmax(c["eff"][i], dim=-1).max(-1)
+            differs += int((calls[i + 1]["canvas"] != argmax)[acc].sum())
+            expected += float((1 - p_max)[acc].sum())
+    assert plausible_count(differs, expected, ALPHA), \
+        "accepted positions do not hold the token their tempered distribution makes all but certain"
+
+
 @pytest.mark.points(2)
 def test_rows_that_ended_earlier_are_still_denoised(ended_early):
     """A row that ended in an earlier canvas is denoised like any other row (sampled, accepted,
@@ -643,6 +675,34 @@ def test_other_stability_and_confidence_thresholds(thresholds):
             "a committed canvas is not the argmax canvas the row stopped with (a stopped row keeps its argmax canvas)"
 
 
+def test_tokens_per_forward_with_other_thresholds(thresholds):
+    """With stability_threshold 0 a row can stop at its first step: such a pass still counts, so a
+    row can have taken part in a single decoder pass."""
+    for record in thresholds:
+        ids, _, seq, tpf, log, s = checked(record)
+        canvases = replay(log, s)
+        passes = expected_passes(canvases, finished_before_each_canvas(seq, ids.shape[1], len(canvases)))
+        want = (seq[:, ids.shape[1]:] != PAD).sum(-1).double() / passes.double()
+        assert torch.allclose(tpf.double(), want, rtol=1e-5, atol=1e-6), \
+            ("with another stability_threshold or confidence_threshold, tokens_per_forward is not the non-pad generated "
+             "tokens divided by the decoder passes the row took part in")
+
+
+def test_runs_without_a_generator(submission, hf_model):
+    """generator=None draws from torch's global generator; on prompts where the model is confident
+    the committed canvases do not depend on the draws."""
+    prompts = CONFIDENT[:2]
+    ids, mask = left_pad(prompts)
+    try:
+        out = submission.generate(MODEL, ids, attention_mask=mask, max_new_tokens=L, **DEFAULTS)
+    except SolverError:
+        raise AssertionError("generate raised an error when called without a generator (generator=None)") from None
+    want, _ = hf_generate(hf_model, prompts, 0, max_new_tokens=L)
+    seq, _ = check_answer(out, *want.shape, "sequences generated without a generator")
+    assert torch.equal(seq, want), \
+        "without a generator, committed canvases differ from transformers' generate() where the model is confident"
+
+
 def test_stopper_history_starts_afresh_in_each_canvas(submission):
     """The stability check compares with the argmax canvases of the current canvas's loop only. With
     an eos id the model never writes, short answers run three canvases, the last two all padding
@@ -661,6 +721,58 @@ def test_stopper_history_starts_afresh_in_each_canvas(submission):
         assert len(c["calls"]) >= want, \
             "a canvas's loop stopped too early: is the stability history carried over from the previous canvas?"
         assert len(c["calls"]) <= want, "the denoising loop went on after every row was stable and confident"
+
+
+def test_default_settings(submission):
+    """Settings left out take the defaults of the signature (the released generation config):
+    max_denoising_steps 48, t_max 0.8, t_min 0.4, entropy_bound 0.1, stability_threshold 1,
+    confidence_threshold 0.005. The run is replayed with those values."""
+    ids, _, seq, _, log, s = checked(run_with_defaults(submission, GARBLED, 31, max_new_tokens=L))
+    canvases = replay(log, s)
+    n_rejected = same_argmax = differs = 0
+    expected = 0.0
+    for c in canvases:
+        calls = c["calls"]
+        stop = c["all_stopped_at"]
+        want = s["max_denoising_steps"] if stop is None else stop + 1
+        assert len(calls) == want, \
+            "with the default settings, the denoising loop did not end at the default step limit or stopping rule"
+        for i in range(1, len(calls)):
+            ok = calls[i]["sc"] is not None and calls[i]["sc"].shape == c["eff"][i - 1].shape and torch.allclose(
+                calls[i]["sc"].double(), c["eff"][i - 1], rtol=1e-4, atol=1e-4)
+            assert ok, "with the default settings, the logits are not scaled by the default temperature schedule"
+        for i in range(len(calls) - 1):
+            active = active_rows(c, i)[:, None]
+            rejected = ~c["accepted"][i] & active
+            accepted = c["accepted"][i] & active
+            p_max, argmax = torch.softmax(c["eff"][i], dim=-1).max(-1)
+            nxt = calls[i + 1]["canvas"]
+            n_rejected += int(rejected.sum())
+            same_argmax += int((nxt == argmax)[rejected].sum())
+            differs += int((nxt != argmax)[accepted].sum())
+            expected += float((1 - p_max)[accepted].sum())
+    assert committed_ok(canvases, seq, ids.shape[1]), \
+        "with the default settings, a committed canvas is not the argmax canvas of the default stopping rule"
+    # Two checks, each failing a correct solution with probability below ALPHA.
+    assert same_argmax <= n_rejected / V + binomial_bound(n_rejected, 1 / V), \
+        "with the default settings, positions beyond the default entropy bound were accepted instead of renoised"
+    assert plausible_count(differs, expected, ALPHA), \
+        "with the default settings, positions within the default entropy bound were not accepted with a sample"
+    # max_new_tokens defaults to 256: with an eos id the model never writes, every canvas runs.
+    prompts = [copy_example([3, 4])[0], count_example(5, 7)[0]]
+    submission.handle_method("model", "grader_set_eos", [NEVER])
+    try:
+        ids, _, seq, _, log, s = checked(run_with_defaults(submission, prompts, 32))
+    finally:
+        submission.handle_method("model", "grader_set_eos", EOS)
+    assert seq.shape[1] == ids.shape[1] + math.ceil(256 / L) * L, \
+        "with max_new_tokens left out, generation should run the canvases of the default max_new_tokens"
+    # These answers are sure of themselves: the default stopping rule decides when each loop ends.
+    for c in replay(log, s):
+        stop = c["all_stopped_at"]
+        want = s["max_denoising_steps"] if stop is None else stop + 1
+        assert len(c["calls"]) == want, \
+            "with the default settings, the denoising loop did not end when the default stopping rule says"
 
 
 @torch.no_grad()
