@@ -582,12 +582,9 @@ def test_starting_and_renoised_tokens_are_uniform(wide, cfg):
         "renoised positions are not uniform over the vocabulary (every id in [0, vocab_size) equally likely)"
 
 
-@pytest.mark.points(2)
-def test_accepted_positions_are_draws_from_the_tempered_distribution(wide):
-    """An accepted position holds a token drawn from softmax(processed logits): it differs from
-    the argmax as often as that distribution says. The argmax itself, a fresh uniform token or a
-    draw at another temperature are far off; a correct solution fails with probability < ALPHA."""
-    _, _, _, _, log, s = checked(wide)
+def departures_from_argmax(log, s) -> tuple[int, float]:
+    """Over every accepted position of live rows: how many hold a token other than the argmax of
+    the step's tempered distribution, and how many a draw from that distribution would give."""
     differs, expected = 0, 0.0
     for c in replay(log, s):
         calls = c["calls"]
@@ -596,6 +593,16 @@ def test_accepted_positions_are_draws_from_the_tempered_distribution(wide):
             p_max, argmax = torch.softmax(c["eff"][i], dim=-1).max(-1)
             differs += int((calls[i + 1]["canvas"] != argmax)[acc].sum())
             expected += float((1 - p_max)[acc].sum())
+    return differs, expected
+
+
+@pytest.mark.points(2)
+def test_accepted_positions_are_draws_from_the_tempered_distribution(wide):
+    """An accepted position holds a token drawn from softmax(processed logits): it differs from
+    the argmax as often as that distribution says. The argmax itself, a fresh uniform token or a
+    draw at another temperature are far off; a correct solution fails with probability < ALPHA."""
+    _, _, _, _, log, s = checked(wide)
+    differs, expected = departures_from_argmax(log, s)
     assert expected >= 50, "expected many accepted positions with spread-out distributions at hot temperatures"
     assert plausible_count(differs, expected, ALPHA), \
         ("accepted positions do not hold draws from softmax(logits / T) at the step's temperature (check the "
@@ -608,14 +615,7 @@ def test_sure_positions_take_their_token_up_to_the_last_id(submission):
     (the last id of the vocabulary included)."""
     prompts = [copy_example([25] * 9)[0], copy_example([25, 24, 25, 23, 25, 25])[0], count_example(19, 7)[0]]
     _, _, _, _, log, s = checked(run_unchecked(submission, prompts, 33, max_new_tokens=L))
-    differs, expected = 0, 0.0
-    for c in replay(log, s):
-        calls = c["calls"]
-        for i in range(len(calls) - 1):
-            acc = c["accepted"][i] & active_rows(c, i)[:, None]
-            p_max, argmax = torch.softmax(c["eff"][i], dim=-1).max(-1)
-            differs += int((calls[i + 1]["canvas"] != argmax)[acc].sum())
-            expected += float((1 - p_max)[acc].sum())
+    differs, expected = departures_from_argmax(log, s)
     assert plausible_count(differs, expected, ALPHA), \
         "accepted positions do not hold the token their tempered distribution makes all but certain"
 
