@@ -38,11 +38,20 @@ WIDE = MIXED * 20
 # row ends its count quickly. Rows that ended earlier are denoised like any other row.
 CUT = symbol(25)
 ENDED_EARLY = [count_example(20, 24)[0], count_example(0, 18)[0]]
+# Three ways to end, with CUT and symbol(17) among the eos ids: the first rows end mid-count in the
+# first canvas (unsure what follows, they stop late in the next one); the next rows end exactly at
+# the first canvas's last position (their count goes on confidently in the next canvas, so they
+# stop early there, while the first rows are still running); the last row goes on to the second.
+ENDINGS = [count_example(20, 24)[0]] * 3 + [count_example(2, 20)[0]] * 2 + [count_example(0, 24)[0]]
+ENDINGS_EOS = [EOS, CUT, symbol(17)]
 # Other stopping settings: stability over two argmax canvases; no stability at all, where some
 # rows stop at the first step and the model changes its mind about them at the next one (their
 # argmax canvas must stay frozen).
 THRESHOLDS = [(MIXED, dict(stability_threshold=2, confidence_threshold=0.02)),
               (MIXED * 8, dict(stability_threshold=0, confidence_threshold=0.3, t_max=1.2, t_min=0.8,
+                               max_denoising_steps=12)),
+              # every row is confident at once: stability alone decides when a row stops
+              (MIXED * 2, dict(stability_threshold=2, confidence_threshold=1e6, t_max=1.5, t_min=1.0,
                                max_denoising_steps=12))]
 # An eos id the model never writes (bos): no row ends, and generation runs every canvas it may.
 NEVER = copy_example([])[0][0]
@@ -286,6 +295,16 @@ def ended_early(submission):
 
 
 @pytest.fixture(scope="session")
+def endings(submission):
+    """Two canvases; rows that ended in the first one stop at different steps of the second."""
+    submission.handle_method("model", "grader_set_eos", ENDINGS_EOS)
+    try:
+        return run_unchecked(submission, ENDINGS, 19, max_new_tokens=3 * L)
+    finally:
+        submission.handle_method("model", "grader_set_eos", EOS)
+
+
+@pytest.fixture(scope="session")
 def thresholds(submission):
     return [run_unchecked(submission, prompts, 18 + i, max_new_tokens=2 * L, **kw)
             for i, (prompts, kw) in enumerate(THRESHOLDS)]
@@ -500,16 +519,45 @@ def test_eos_then_pad_and_finished_rows(mixed):
     assert len(set(ended)) > 1, "rows should end in different canvases"
 
 
+def tokens_per_forward_ok(record, eos_ids=(EOS,)) -> bool:
+    """Whether tokens_per_forward is each row's non-pad generated tokens over the decoder passes it
+    took part in, by the replay (no pass after it stopped in a canvas, none in a canvas after it ended)."""
+    ids, _, seq, tpf, log, s = checked(record)
+    canvases = replay(log, s)
+    passes = expected_passes(canvases, finished_before_each_canvas(seq, ids.shape[1], len(canvases), eos_ids))
+    want = (seq[:, ids.shape[1]:] != PAD).sum(-1).double() / passes.double()
+    return torch.allclose(tpf.double(), want, rtol=1e-5, atol=1e-6)
+
+
 def test_tokens_per_forward(mixed, unsure):
-    for ids, _, seq, tpf, log, s in map(checked, (mixed, unsure)):
-        canvases = replay(log, s)
-        fin = finished_before_each_canvas(seq, ids.shape[1], len(canvases))
-        passes = expected_passes(canvases, fin)
-        valid = (seq[:, ids.shape[1]:] != PAD).sum(-1).double()
-        want = valid / passes.double()
-        ok = torch.allclose(tpf.double(), want, rtol=1e-5, atol=1e-6)
-        assert ok, ("tokens_per_forward is wrong: non-pad generated tokens / decoder passes the row took part "
-                    "in (not counting passes after it stopped or ended)")
+    for record in (mixed, unsure):
+        assert tokens_per_forward_ok(record), (
+            "tokens_per_forward is wrong: non-pad generated tokens / decoder passes the row took part "
+            "in (not counting passes after it stopped or ended)")
+
+
+def test_tokens_per_forward_of_rows_that_ended_earlier(endings):
+    """Rows that ended in the first canvas are denoised in the second, where some of them stop
+    before the others: none of their passes there counts, before or after they stop."""
+    ids, _, seq, _, log, _ = checked(endings)
+    ended = finished_before_each_canvas(seq, ids.shape[1], len({d["after_encoder"] for d in log["decoder"]}),
+                                        ENDINGS_EOS)
+    assert len(ended) == 2 and bool(ended[1].any()) and not bool(ended[1].all()), \
+        "expected some rows to end in the first canvas (at ids of the eos list) and one to go on to a second"
+    assert tokens_per_forward_ok(endings, ENDINGS_EOS), (
+        "tokens_per_forward counts decoder passes of a row in a canvas after the one where it ended (a row "
+        "that has ended takes no part in later passes, whether or not it has stopped in that canvas)")
+
+
+def test_stops_once_every_row_has_ended(submission, hf_model):
+    """Every row ends in the first canvas, and max_new_tokens would allow four: generation stops
+    after the first, as transformers' does."""
+    prompts = CONFIDENT[:3]
+    ids, _, seq, _, log, _ = run(submission, prompts, 20, max_new_tokens=4 * L)
+    want, _ = hf_generate(hf_model, prompts, 20, max_new_tokens=4 * L)
+    assert seq.shape[1] == want.shape[1] == ids.shape[1] + L and len(log["encoder_tokens"]) == 1, \
+        "generation should stop after the canvas in which the last row ended, even when max_new_tokens allows more"
+    assert torch.equal(seq, want), "the committed canvas differs from transformers' generate() on confident prompts"
 
 
 def test_max_new_tokens_limits_the_canvases(submission):
@@ -679,11 +727,7 @@ def test_tokens_per_forward_with_other_thresholds(thresholds):
     """With stability_threshold 0 a row can stop at its first step: such a pass still counts, so a
     row can have taken part in a single decoder pass."""
     for record in thresholds:
-        ids, _, seq, tpf, log, s = checked(record)
-        canvases = replay(log, s)
-        passes = expected_passes(canvases, finished_before_each_canvas(seq, ids.shape[1], len(canvases)))
-        want = (seq[:, ids.shape[1]:] != PAD).sum(-1).double() / passes.double()
-        assert torch.allclose(tpf.double(), want, rtol=1e-5, atol=1e-6), \
+        assert tokens_per_forward_ok(record), \
             ("with another stability_threshold or confidence_threshold, tokens_per_forward is not the non-pad generated "
              "tokens divided by the decoder passes the row took part in")
 
