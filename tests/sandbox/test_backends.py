@@ -225,11 +225,14 @@ def test_docker_without_engine_is_a_clear_error(tmp_path, monkeypatch):
         DockerBackend().command(spec(tmp_path))
 
 
+HANGING = "HANGING-IN-A-CALL"
+
+
 def hanging(pdir, tmp_path) -> Path:
-    """A submission of `pdir` whose every function loops forever."""
+    """A submission of `pdir` whose every function says so on its output, then loops forever."""
     path = tmp_path / "hang.py"
-    path.write_text("".join(f"def {f.name}({', '.join(f.params)}):\n    while True:\n        pass\n"
-                            for f in pdir.meta.functions))
+    path.write_text("".join(f"def {f.name}({', '.join(f.params)}):\n    print({HANGING!r}, flush=True)\n"
+                            "    while True:\n        pass\n" for f in pdir.meta.functions))
     return path
 
 
@@ -254,9 +257,20 @@ def test_owner_names_this_process_and_survives_pid_reuse():
 
 
 # A grader in a process of its own, grading a submission that never returns, with the docker backend.
+# With argv[2] == "whole", its sandboxed process runs as for a CUDA problem or on a kernel without
+# pidfds: no fork server, so during a call nothing in the container reads the grader's pipe, and
+# only the watchdog stops the container when the grader dies (with the fork server, the container
+# ends by itself on the pipe's EOF).
 HANGING_GRADER = """
-import sys
+import json, sys
 from pathlib import Path
+import runner.sandbox.container as container
+if sys.argv[2] == "whole":
+    served = container.child_args
+    def whole(limits, python, cuda=False):
+        args = served(limits, python, cuda)
+        return args[:-1] + [json.dumps({**json.loads(args[-1]), "fork": False})]
+    container.child_args = whole
 from runner.grading.pipeline import grade
 from runner.problems.catalogue import Catalogue
 pdir = Catalogue().get("413")
@@ -275,14 +289,17 @@ def wait_for(predicate, timeout: float, step: float = 0.25):
 
 
 @pytest.mark.usefixtures("docker_engine")
-def test_killed_grader_leaves_no_container(catalogue, tmp_path):
-    grader = subprocess.Popen([sys.executable, "-c", HANGING_GRADER, str(hanging(catalogue.get("413"), tmp_path))],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+@pytest.mark.parametrize("serving", ["whole", "forkserver"])
+def test_killed_grader_leaves_no_container(catalogue, tmp_path, serving):
+    grader = subprocess.Popen([sys.executable, "-c", HANGING_GRADER, str(hanging(catalogue.get("413"), tmp_path)),
+                               serving], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         owner = wait_for(lambda: reaper.owner_of(grader.pid) if grader.poll() is None else "gone", 10)
         label = f"{reaper.OWNER_LABEL}={owner}"
-        running = wait_for(lambda: [c for c in containers(label) if c.status == "running"], 120)
-        assert running, f"the grader started no container: {grader.stderr.read1().decode()[-2000:] if grader.poll() else ''}"
+        # Mid-grade: a call is running the solver's endless loop (before that, the sandboxed process
+        # reads its stdin and would end by itself on the EOF that the grader's death causes).
+        hung = wait_for(lambda: [c for c in containers(label) if HANGING.encode() in c.logs()], 120)
+        assert hung, f"no call started: {grader.stderr.read1().decode()[-2000:] if grader.poll() else ''}"
     except BaseException:
         grader.kill()
         raise
