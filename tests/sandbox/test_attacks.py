@@ -118,6 +118,17 @@ return 1.0
     assert shown and all(m.startswith(("ConnectionRefusedError", "OSError")) for m in shown), shown
 
 
+def test_only_the_loopback_interface(catalogue, tmp_path, backend):
+    # The solver's exception message is shown for visible tests: it carries the interfaces it sees.
+    code = submission_with("""
+import socket
+raise RuntimeError("interfaces=" + ",".join(sorted(name for _, name in socket.if_nameindex())))
+""")
+    result, _ = grade_attack(catalogue, tmp_path, code, backend=backend)
+    shown = [t.message for t in charged(result, "error") if t.visibility == "visible"]
+    assert shown and all("interfaces=lo" in m and "interfaces=lo," not in m for m in shown), shown
+
+
 @pytest.mark.parametrize("folder", ["solutions", "graders"])
 def test_cannot_read_solutions_or_graders(catalogue, tmp_path, folder, backend):
     pdir = catalogue.get("413")
