@@ -7,12 +7,16 @@ Every container of the docker backend carries the label `diffusion-grader.owner`
 - a watchdog process per grader process (`python -m runner.sandbox.reaper OWNER`), in a session
   of its own, reading the end of a pipe whose other end only the grader holds. When the grader
   exits, whatever the cause (kill -9 included), the kernel closes that end, the watchdog reads
-  EOF, force-removes the containers labelled with its owner and exits;
+  EOF, force-removes the containers labelled with its owner and exits. A grader that exits
+  normally says so first (CLEAN_EXIT): the watchdog then lets go of the grader's stderr at once
+  (a caller that reads the grader's output to its end must not wait for the watchdog) and sweeps
+  once, quietly;
 - a sweep when a grader first uses the engine: containers of this host whose owner process is gone
   (a watchdog that was killed too, a machine that lost power) are removed.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -27,6 +31,7 @@ OWNER_LABEL = "diffusion-grader.owner"
 # After EOF the watchdog sweeps again for a while: a `docker run` client the grader started just
 # before it died may still be creating its container.
 LATE_SWEEP_S = 6.0
+CLEAN_EXIT = b"x"
 
 
 def start_ticks(pid: int) -> str | None:
@@ -101,6 +106,15 @@ def ensure_watchdog() -> None:
         finally:
             os.close(read_end)
         _watchdog = (os.getpid(), write_end, proc)
+        atexit.register(_clean_exit, os.getpid())
+
+
+def _clean_exit(pid: int) -> None:
+    if _watchdog is not None and _watchdog[0] == pid == os.getpid():
+        try:
+            os.write(_watchdog[1], CLEAN_EXIT)
+        except OSError:
+            pass  # the watchdog is gone: nothing to tell
 
 
 def _forget_in_child() -> None:
@@ -130,9 +144,14 @@ def watch(owner: str) -> None:
 
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)  # only the grader's exit ends it
-    while os.read(0, 4096):
-        pass
-    deadline = time.monotonic() + LATE_SWEEP_S
+    last = b""
+    while chunk := os.read(0, 4096):
+        last = chunk
+    clean = last.endswith(CLEAN_EXIT)
+    if clean:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)  # the grader's stderr: its reader sees EOF now
+    deadline = time.monotonic() + (0 if clean else LATE_SWEEP_S)
     while True:
         try:
             client = docker_client()

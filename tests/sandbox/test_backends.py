@@ -221,6 +221,7 @@ def test_docker_missing_image_says_how_to_build_it(tmp_path):
 def test_docker_without_engine_is_a_clear_error(tmp_path, monkeypatch):
     # a socket nobody serves: what a grader meets when the engine is down
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")  # a client, installed or not
     with pytest.raises(SandboxUnavailable, match="no Docker engine is reachable"):
         DockerBackend().command(spec(tmp_path))
 
@@ -342,3 +343,20 @@ def test_a_new_grader_removes_the_containers_of_dead_ones(tmp_path):
                     pass
     finally:
         client.close()
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_a_grader_that_exits_is_not_held_by_its_watchdog(tmp_path):
+    """A caller reading a grader's output to its end (CI, `subprocess.run`) is not kept waiting by the
+    watchdog, which shares the grader's stderr; and the watchdog exits with its grader."""
+    code = ("import time; from runner.sandbox.container import DockerBackend; from runner.sandbox import reaper; "
+            "from runner.sandbox.backends import LaunchSpec; "
+            f"DockerBackend().command(LaunchSpec({str(tmp_path)!r}, {LIMITS!r})); "
+            "print(reaper._watchdog[2].pid, time.time(), flush=True)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    returned = time.time()
+    assert done.returncode == 0, done.stderr
+    watchdog, printed = done.stdout.split()
+    assert returned - float(printed) < reaper.LATE_SWEEP_S / 2, "the caller waited for the watchdog"
+    assert wait_for(lambda: not os.path.exists(f"/proc/{watchdog}") or
+                    open(f"/proc/{watchdog}/stat").read().split(") ")[1][0] == "Z", 10), "the watchdog is still running"
