@@ -172,7 +172,7 @@ def main() -> int:
     print(f"{args.n} submissions for {pdir.key}: " + ", ".join(f"{c} {k}" for k, c in counts.items())
           + f"; {args.workers} workers; GRADER_LIMITS={args.limits}", flush=True)
 
-    cluster, failed = None, True
+    cluster, failed, owners = None, True, []
     try:
         # the gradebook: $GRADER_DB_URL (e.g. a PostgreSQL database), else a SQLite file in the run's folder
         env = {"GRADER_LIMITS": args.limits, "GRADER_BACKEND": args.backend}
@@ -180,7 +180,7 @@ def main() -> int:
             env["GRADER_VISIBILITY_TIMEOUT"] = "60"  # the killed worker's job is redone a minute later
         cluster = LocalCluster(data, ROOT, env=env, user="loadtest", db_url=os.environ.get("GRADER_DB_URL"))
         for i in range(args.workers):
-            cluster.worker("cpu", f"load{i}")
+            owners.append(owner_of(cluster.worker("cpu", f"load{i}").pid))
         http = cluster.http
         submitted: dict[int, tuple[str, dt.datetime]] = {}
         refused = 0
@@ -218,7 +218,7 @@ def main() -> int:
                 victim.kill()
                 victim.wait()
                 print(f"  killed worker pid {victim.pid} (kill -9) with {done}/{len(submitted)} final", flush=True)
-                cluster.worker("cpu", "load-replacement", ready=False)
+                owners.append(owner_of(cluster.worker("cpu", "load-replacement", ready=False).pid))
             if killed is not None and len(killed) == 2 and time.monotonic() - killed[1] > 10:
                 killed = (*killed, containers_of(killed[0]) if args.backend == "docker" else None)
             if time.monotonic() - last_report > 30:
@@ -287,9 +287,17 @@ def main() -> int:
             redone = sum(1 for i in submitted if rows.get(i) is not None and rows[i].attempts > 1)
             print(f"killed worker: {redone} submissions redone; "
                   + (f"{left_behind} of its containers left 10 s after kill -9" if args.backend == "docker" else ""))
+        left = 0
         if args.backend == "docker":
-            print(f"containers of the run's workers left at the end: {containers_of(None)}")
-        failed = bool(lost or refused or n_dup or wrong or left_behind)
+            cluster.close()  # the workers' warm spares end with them (their watchdogs sweep within seconds)
+            left = sum(containers_of(o) for o in owners)
+            for _ in range(10):
+                if not left:
+                    break
+                time.sleep(1)
+                left = sum(containers_of(o) for o in owners)
+            print(f"containers of the run's workers left after they stopped: {left}")
+        failed = bool(lost or refused or n_dup or wrong or left_behind or left)
         return 1 if failed else 0
     finally:
         if cluster is not None:
