@@ -34,15 +34,21 @@ LATE_SWEEP_S = 6.0
 CLEAN_EXIT = b"x"
 
 
-def start_ticks(pid: int) -> str | None:
-    """The start time of process `pid` (clock ticks after boot), or None when there is no such process."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first), or [] when there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
-        return None
+        return []
     # the command name (field 2) may hold spaces and parentheses: count fields after its last ')'
-    return stat[stat.rindex(b")") + 2:].split()[19].decode()
+    return stat[stat.rindex(b")") + 2:].decode().split()
+
+
+def start_ticks(pid: int) -> str | None:
+    """The start time of process `pid` (clock ticks after boot), or None when there is no such process."""
+    fields = _stat(pid)
+    return fields[19] if fields else None
 
 
 def owner_of(pid: int | None = None) -> str:
@@ -60,7 +66,9 @@ def owner_alive(owner: str) -> bool:
     host, pid, ticks = parts
     if host != socket.gethostname():
         return True
-    return pid.isdigit() and start_ticks(int(pid)) == ticks
+    fields = _stat(int(pid)) if pid.isdigit() else []
+    # a zombie (killed, not yet reaped by its parent) runs no more
+    return bool(fields) and fields[0] not in ("Z", "X") and fields[19] == ticks
 
 
 def remove_containers(client, owner: str | None = None, dead_only: bool = False) -> list[str]:

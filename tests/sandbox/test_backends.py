@@ -254,6 +254,12 @@ def test_owner_names_this_process_and_survives_pid_reuse():
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     assert not reaper.owner_alive(f"{host}:{done.stdout.strip()}:{ticks}")
     assert reaper.owner_alive(f"another-host:{pid}:1"), "another host's graders are left to that host"
+    zombie = subprocess.Popen(["sleep", "60"])
+    owner = reaper.owner_of(zombie.pid)
+    assert reaper.owner_alive(owner)
+    os.kill(zombie.pid, 9)  # killed, not yet reaped: a zombie runs no more
+    assert wait_for(lambda: not reaper.owner_alive(owner), 5)
+    zombie.wait()
     assert docker_spec(Path("/x"))["labels"][reaper.OWNER_LABEL] == me
 
 
