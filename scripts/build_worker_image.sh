@@ -111,7 +111,8 @@ took "base image $base"
 step "docker build -t $IMAGE (base $base)"
 # The classic builder: the engine's own (BuildKit needs the buildx plugin, which Debian's docker.io
 # 20.10 lacks); the context is the temporary folder, so no ignore file decides what is sent.
-# --network none: the build must not need a network, and an engine without a bridge can build.
-DOCKER_BUILDKIT=0 docker build -q --network none --build-arg "BASE_IMAGE=$base" -t "$IMAGE" "$context" >/dev/null
+# --network none: the build must not need a network, and an engine without a bridge can build;
+# --force-rm: a failed step leaves no container behind.
+DOCKER_BUILDKIT=0 docker build -q --force-rm --network none --build-arg "BASE_IMAGE=$base" -t "$IMAGE" "$context" >/dev/null
 took "docker build"
 echo "==> $IMAGE built in $(since "$total_start") s"
