@@ -7,7 +7,9 @@
 #      made with debootstrap and `docker import` (kept as a local tag, built once per engine);
 #   3. `docker build` from a temporary context holding only the platform's files and the wheelhouse.
 # Settings (environment): GRADER_DOCKER_IMAGE (the tag; the docker backend's default), BASE_IMAGE,
-# GRADER_WHEELHOUSE, DEBIAN_MIRROR, GRADER_TORCH_INDEX (an index for the torch wheel, e.g. CUDA's).
+# GRADER_WHEELHOUSE, DEBIAN_MIRROR, GRADER_TORCH_INDEX (the index torch's wheel comes from; unset, pip's
+# own configuration decides, and plain PyPI serves the CUDA build: an operator who can reach it sets
+# https://download.pytorch.org/whl/cpu for the CPU wheel, or a cu12x index for GPU workers).
 # `--context-only DIR` writes the build context to DIR and stops (the tests check what it holds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,8 +53,10 @@ else
     if [ -n "${GRADER_TORCH_INDEX:-}" ]; then
         "$PYTHON" -m pip download -q --no-deps --index-url "$GRADER_TORCH_INDEX" -d "$WHEELHOUSE" "$torch"
     fi
-    # Binary wheels only, for the interpreter the image runs (3.11 on Linux x86_64, as the host's).
-    "$PYTHON" -m pip download -q --only-binary=:all: -d "$WHEELHOUSE" -r "$WHEELHOUSE/requirements.txt"
+    # Binary wheels only, for the interpreter the image runs (3.11 on Linux x86_64, as the host's);
+    # --find-links: a torch wheel already in the wheelhouse (from GRADER_TORCH_INDEX) satisfies the pin.
+    "$PYTHON" -m pip download -q --only-binary=:all: --find-links "$WHEELHOUSE" -d "$WHEELHOUSE" \
+        -r "$WHEELHOUSE/requirements.txt"
     rm -f "$WHEELHOUSE"/.complete-*
     touch "$WHEELHOUSE/.complete-$stamp"
 fi
