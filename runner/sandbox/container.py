@@ -125,7 +125,11 @@ def _sweep_once(client) -> None:
     global _swept_in
     if _swept_in == os.getpid():
         return
-    removed = reaper.remove_containers(client, dead_only=True)
+    try:
+        removed = reaper.remove_containers(client, dead_only=True)
+    except Exception as exc:  # noqa: BLE001 - clean-up of others' leftovers must not stop this grader
+        log.warning("could not remove the containers of dead graders: %s", exc)
+        return
     if removed:
         log.warning("removed %d containers left by dead graders: %s", len(removed), ", ".join(removed))
     _swept_in = os.getpid()
