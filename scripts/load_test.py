@@ -12,14 +12,20 @@ and prints throughput (graded per minute), p50 and p95 latency from submit to fi
 the counts of lost, duplicated and wrong-verdict submissions. Exit status 1 if any count is not 0.
 
   lost        accepted by the server (HTTP 202) but with no final result by the deadline
-  duplicated  graded more than once (attempts > 1 in the gradebook; no worker is killed here),
-              or more result writes in the workers' logs than graded submissions
+  duplicated  graded more than once (attempts > 1 in the gradebook, unless --kill-worker made a
+              job be redone), or more result writes in the workers' logs than graded submissions
   wrong       a final result (as the API returns it) that is not the kind's expected verdict
 
 The hanging kind would take the problem's own time limits per call; the workers get
 GRADER_LIMITS (default time_s=2,total_s=12) so that the run ends in reasonable time.
 
     python scripts/load_test.py [--n 200] [--workers 2] [--problem 413] [--mix correct=0.5,wrong=0.5]
+                                [--backend docker] [--kill-worker]
+
+`--backend docker` grades in containers (GRADER_BACKEND). `--kill-worker` sends SIGKILL to one
+worker once a quarter of the submissions are final and starts a new one (the killed worker's job is
+redone after GRADER_VISIBILITY_TIMEOUT, 60 s here); with docker it also counts the containers the
+killed worker left 10 s after its death (its own watchdog should have removed them).
 
 Per kind it also prints where the time goes: the worker-seconds each submission took (the grading
 run's wall clock on its worker, median and max).
@@ -43,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from runner.problems.catalogue import Catalogue  # noqa: E402
 from tests.support.cluster import LocalCluster  # noqa: E402  (the test suite's local cluster)
+from runner.sandbox.reaper import owner_of  # noqa: E402
 from runner.records.gradebook import Gradebook, SubmissionRow  # noqa: E402
 
 MIX = {"correct": 0.40, "wrong": 0.30, "crash": 0.15, "hang": 0.15}
@@ -113,6 +120,17 @@ def parse_mix(text: str) -> dict[str, float]:
     return mix
 
 
+def containers_of(owner: str | None) -> int:
+    """How many worker containers the engine holds (running or not) of `owner`, or of any grader."""
+    from runner.sandbox.reaper import OWNER_LABEL, docker_client
+
+    client = docker_client()
+    try:
+        return len(client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}" if owner else OWNER_LABEL}))
+    finally:
+        client.close()
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -135,6 +153,9 @@ def main() -> int:
                         help="shares of the kinds, e.g. correct=0.5,wrong=0.5 (default: the standard mix "
                              + ", ".join(f"{k}={v:g}" for k, v in MIX.items()) + ")")
     parser.add_argument("--keep", action="store_true", help="keep the data folder (gradebook, logs)")
+    parser.add_argument("--backend", choices=("local", "docker"), default="local", help="the workers' sandbox")
+    parser.add_argument("--kill-worker", action="store_true",
+                        help="kill -9 a worker a quarter of the way through, and start another")
     args = parser.parse_args()
     for tool in ("redis-server",):
         if not shutil.which(tool):
@@ -151,13 +172,15 @@ def main() -> int:
     print(f"{args.n} submissions for {pdir.key}: " + ", ".join(f"{c} {k}" for k, c in counts.items())
           + f"; {args.workers} workers; GRADER_LIMITS={args.limits}", flush=True)
 
-    cluster, failed = None, True
+    cluster, failed, owners = None, True, []
     try:
         # the gradebook: $GRADER_DB_URL (e.g. a PostgreSQL database), else a SQLite file in the run's folder
-        cluster = LocalCluster(data, ROOT, env={"GRADER_LIMITS": args.limits}, user="loadtest",
-                               db_url=os.environ.get("GRADER_DB_URL"))
+        env = {"GRADER_LIMITS": args.limits, "GRADER_BACKEND": args.backend}
+        if args.kill_worker:
+            env["GRADER_VISIBILITY_TIMEOUT"] = "60"  # the killed worker's job is redone a minute later
+        cluster = LocalCluster(data, ROOT, env=env, user="loadtest", db_url=os.environ.get("GRADER_DB_URL"))
         for i in range(args.workers):
-            cluster.worker("cpu", f"load{i}")
+            owners.append(owner_of(cluster.worker("cpu", f"load{i}").pid))
         http = cluster.http
         submitted: dict[int, tuple[str, dt.datetime]] = {}
         refused = 0
@@ -182,17 +205,30 @@ def main() -> int:
 
         deadline = time.monotonic() + args.deadline_min * 60
         last_report = 0.0
+        killed = None  # (owner label of the killed worker, when)
         while time.monotonic() < deadline:
             with Session(book.engine) as s:
                 done = s.scalar(select(func.count()).select_from(SubmissionRow)
                                 .where(SubmissionRow.status.in_(("graded", "invalid", "failed"))))
             if done >= len(submitted):
                 break
+            if args.kill_worker and killed is None and done >= len(submitted) // 4:
+                victim = cluster.workers[0]
+                killed = (owner_of(victim.pid), time.monotonic())
+                victim.kill()
+                victim.wait()
+                print(f"  killed worker pid {victim.pid} (kill -9) with {done}/{len(submitted)} final", flush=True)
+                owners.append(owner_of(cluster.worker("cpu", "load-replacement", ready=False).pid))
+            if killed is not None and len(killed) == 2 and time.monotonic() - killed[1] > 10:
+                killed = (*killed, containers_of(killed[0]) if args.backend == "docker" else None)
             if time.monotonic() - last_report > 30:
                 print(f"  {done}/{len(submitted)} final after {time.monotonic() - t0:.0f} s", flush=True)
                 last_report = time.monotonic()
             time.sleep(1.0)
         wall = time.monotonic() - t0
+        if killed is not None and len(killed) == 2:  # the run ended within 10 s of the kill
+            time.sleep(max(0.0, 10 - (time.monotonic() - killed[1])))
+            killed = (*killed, containers_of(killed[0]) if args.backend == "docker" else None)
 
         with Session(book.engine) as s:
             rows = {r.id: r for r in s.scalars(select(SubmissionRow))}
@@ -203,7 +239,7 @@ def main() -> int:
             if row is None or row.status not in ("graded", "invalid", "failed"):
                 lost.append(sub_id)
                 continue
-            if row.attempts != 1:
+            if row.attempts != 1 and not args.kill_worker:
                 duplicated.append(sub_id)
             record = http.get(f"/api/submissions/{sub_id}").json()  # what the solver sees
             problem = expected(kind, record)
@@ -245,7 +281,23 @@ def main() -> int:
             print(f"  lost: {lost[:20]}")
         if duplicated:
             print(f"  graded more than once: {duplicated[:20]}")
-        failed = bool(lost or refused or n_dup or wrong)
+        left_behind = 0
+        if killed is not None:
+            left_behind = killed[2] if len(killed) == 3 and killed[2] is not None else 0
+            redone = sum(1 for i in submitted if rows.get(i) is not None and rows[i].attempts > 1)
+            print(f"killed worker: {redone} submissions redone; "
+                  + (f"{left_behind} of its containers left 10 s after kill -9" if args.backend == "docker" else ""))
+        left = 0
+        if args.backend == "docker":
+            cluster.close()  # the workers' warm spares end with them (their watchdogs sweep within seconds)
+            left = sum(containers_of(o) for o in owners)
+            for _ in range(10):
+                if not left:
+                    break
+                time.sleep(1)
+                left = sum(containers_of(o) for o in owners)
+            print(f"containers of the run's workers left after they stopped: {left}")
+        failed = bool(lost or refused or n_dup or wrong or left_behind or left)
         return 1 if failed else 0
     finally:
         if cluster is not None:

@@ -61,3 +61,27 @@ def book(db_url):
     schema.upgrade(engine)
     engine.dispose()
     return Gradebook(db_url)
+
+
+_DOCKER: dict = {}  # the session's DockerEngine, once a test asked for it
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A reachable Docker engine (started here when none runs) with the worker image built; the
+    tests that use it skip, with the reason, where no engine can run."""
+    from tests.support.docker_engine import DockerEngine
+
+    engine = _DOCKER["engine"] = DockerEngine.ensure()
+    if engine.reason is not None:
+        engine.stop()
+        pytest.skip(f"docker backend: {engine.reason}")
+    yield engine
+    engine.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say why the docker backend's tests were skipped, even under -q (a skip must not pass unseen)."""
+    engine = _DOCKER.get("engine")
+    if engine is not None and engine.reason is not None:
+        terminalreporter.write_line(f"docker backend tests SKIPPED: {engine.reason}", yellow=True)

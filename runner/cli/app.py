@@ -334,11 +334,20 @@ def new(ident: int = typer.Argument(..., metavar="ID"), slug: str = typer.Argume
 
 
 @app.command()
-def bench(ident: str = typer.Argument("413", metavar="ID"), repeats: int = typer.Option(5, "--repeats")):
+def bench(ident: str = typer.Argument("413", metavar="ID"), repeats: int = typer.Option(5, "--repeats"),
+          backend: str = typer.Option("local", "--backend",
+                                      help="local, or docker: the docker backend's rows next to local's")):
     """Time grading the reference through the sandbox vs the same tests in-process."""
     from runner.grading.bench import grading_overhead
+    from runner.sandbox.backends import BACKENDS, SandboxUnavailable, get_backend
 
-    grading_overhead(problem_or_exit(ident), repeats, console)
+    if backend not in BACKENDS:
+        fail(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    try:
+        get_backend(backend).check()
+    except SandboxUnavailable as exc:
+        fail(str(exc))
+    grading_overhead(problem_or_exit(ident), repeats, console, backend)
 
 
 site_app = typer.Typer(help="The static problem site: build it, serve it locally.", no_args_is_help=True)

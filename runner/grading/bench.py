@@ -13,14 +13,30 @@ from runner.grading.pipeline import grade
 from runner.problems.catalogue import ProblemDir
 from runner.sandbox.pool import SandboxPool
 
-# mode -> (label, the mode it is compared with)
+# mode -> (label, the mode it is compared with); a mode is "[process-]inprocess" or "[process-]BACKEND-cold|warm"
 MODES = {
     "inprocess": ("in-process (no sandbox)", "inprocess"),
-    "cold": ("sandbox, cold start", "inprocess"),
-    "warm": ("sandbox, warm pool (long-lived grader)", "inprocess"),
+    "local-cold": ("sandbox, cold start", "inprocess"),
+    "local-warm": ("sandbox, warm pool (long-lived grader)", "inprocess"),
     "process-inprocess": ("fresh process, in-process (no sandbox)", "process-inprocess"),
-    "process-sandbox": ("fresh process, sandbox (one-shot CLI)", "process-inprocess"),
+    "process-local": ("fresh process, sandbox (one-shot CLI)", "process-inprocess"),
 }
+# The docker backend's rows, next to local's when `grader bench --backend docker`.
+DOCKER_MODES = {
+    "docker-cold": ("docker, cold start (a new container)", "inprocess"),
+    "docker-warm": ("docker, warm pool (long-lived grader)", "inprocess"),
+    "process-docker": ("fresh process, docker (one-shot CLI)", "process-inprocess"),
+}
+
+
+def modes_for(backend: str) -> dict:
+    """The rows of a bench of `backend`: local's, plus docker's after them in the same groups."""
+    if backend == "local":
+        return dict(MODES)
+    order = ["inprocess", "local-cold", "local-warm", "docker-cold", "docker-warm",
+             "process-inprocess", "process-local", "process-docker"]
+    every = {**MODES, **DOCKER_MODES}
+    return {m: every[m] for m in order}
 # A one-shot `grader submit` pays the interpreter, torch and pytest start-up in the trusted process
 # too; the sandboxed worker starts before collection, so its own start-up overlaps them.
 ONE_SHOT = """
@@ -35,45 +51,50 @@ sys.exit(0 if result.score == result.max_score else 1)
 
 
 def grade_once(pdir: ProblemDir, mode: str, pool: SandboxPool) -> float:
-    """Seconds to grade the reference once in `mode` (a key of MODES); an error unless it scores full marks."""
+    """Seconds to grade the reference once in `mode` (a key of MODES or DOCKER_MODES); an error unless
+    it scores full marks. `pool` is the warm pool of the mode's backend."""
     if mode.startswith("process-"):
-        backend = "inprocess" if mode == "process-inprocess" else "local"
+        backend = mode.removeprefix("process-")
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", ONE_SHOT, pdir.key, backend], capture_output=True, text=True)
         elapsed = time.perf_counter() - t0
         if done.returncode != 0:
             raise RuntimeError(f"the reference did not score full marks ({mode}): {done.stderr[-2000:]}")
         return elapsed
-    if mode == "warm":
+    warm = mode.endswith("-warm")
+    if warm:
         pool.wait_ready()  # steady state: the spare started while the grader was idle
-    backend = "inprocess" if mode == "inprocess" else "local"
+    backend = mode.split("-")[0]
     t0 = time.perf_counter()
     result = grade(pdir, pdir.solution_file, backend, unsafe_inprocess=backend == "inprocess",
-                   pool=pool if mode == "warm" else None)
+                   pool=pool if warm else None)
     elapsed = time.perf_counter() - t0
     if result.score != result.max_score:
         raise RuntimeError(f"the reference did not score full marks ({mode})")
     return elapsed
 
 
-def grading_overhead(pdir: ProblemDir, repeats: int, console: Console) -> dict:
-    """Median wall time to grade the reference in each mode, runs interleaved so that drift on a
-    noisy machine hits all modes alike; one warm-up round is discarded."""
-    timings: dict[str, list[float]] = {m: [] for m in MODES}
-    warm_pool = SandboxPool()
+def grading_overhead(pdir: ProblemDir, repeats: int, console: Console, backend: str = "local") -> dict:
+    """Median wall time to grade the reference in each mode (local's, and docker's with
+    backend="docker"), runs interleaved so that drift on a noisy machine hits all modes alike; one
+    warm-up round is discarded."""
+    modes = modes_for(backend)
+    timings: dict[str, list[float]] = {m: [] for m in modes}
+    pools = {"local": SandboxPool(), "docker": SandboxPool()}  # a warm pool per backend, as a worker keeps
     try:
         for i in range(repeats + 1):
-            for mode in MODES:
-                elapsed = grade_once(pdir, mode, warm_pool)
+            for mode in modes:
+                elapsed = grade_once(pdir, mode, pools["docker" if "docker" in mode else "local"])
                 if i > 0:
                     timings[mode].append(elapsed)
     finally:
-        warm_pool.close()
+        for pool in pools.values():
+            pool.close()
     med = {m: statistics.median(v) for m, v in timings.items()}
     table = Table(title=f"Grading {pdir.key}'s reference (public + hidden tests), {repeats} runs each")
     for col in ("mode", "median s", "min s", "max s", "vs its in-process row"):
         table.add_column(col, justify="right")
-    for mode, (name, base) in MODES.items():
+    for mode, (name, base) in modes.items():
         xs = timings[mode]
         table.add_row(name, f"{med[mode]:.3f}", f"{min(xs):.3f}", f"{max(xs):.3f}",
                       f"{med[mode] / med[base]:.2f}x ({med[mode] - med[base]:+.3f} s)")

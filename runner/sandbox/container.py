@@ -5,23 +5,26 @@ runner/sandbox/docker/Dockerfile.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 
 from runner.settings import current as current_settings
 
+from . import reaper
 from .backends import SANDBOX_ASSETS, SANDBOX_SUBMISSION, LaunchSpec, SandboxUnavailable, child_args
 
 log = logging.getLogger(__name__)
 
-DOCKER_BUILD = "docker build -f runner/sandbox/docker/Dockerfile -t {image} ."
+DOCKER_BUILD = "GRADER_DOCKER_IMAGE={image} scripts/build_worker_image.sh"
 DOCKER_LABEL = "diffusion-grader.worker"
 DOCKER_CPUS = 1
 DOCKER_TMPFS = "rw,nosuid,nodev,size=64m,mode=1777"
 
 
-def container_spec(spec: LaunchSpec, image: str, name: str) -> dict:
+def container_spec(spec: LaunchSpec, image: str, name: str, owner: str = "") -> dict:
     """Everything about the container of a sandboxed process, as keyword arguments of the docker SDK's
-    `containers.run` (and of `containers.create`)."""
+    `containers.run` (and of `containers.create`). `owner` labels it with the grader process that
+    starts it (runner.sandbox.reaper), which removes it when that process dies."""
     limits = spec.limits
     memory = f"{int(limits['memory_mb'])}m"
     volumes = [f"{spec.submission_dir}:{SANDBOX_SUBMISSION}:ro"]
@@ -30,7 +33,7 @@ def container_spec(spec: LaunchSpec, image: str, name: str) -> dict:
         "image": image,
         "command": child_args(limits, "python", spec.cuda),
         "name": name,
-        "labels": {DOCKER_LABEL: "1"},
+        "labels": {DOCKER_LABEL: "1", reaper.OWNER_LABEL: owner or reaper.owner_of()},
         "stdin_open": True,  # the wire protocol runs over the process's stdin and stdout
         "auto_remove": True,
         "init": True,  # the child is not PID 1, so rlimit signals (SIGXCPU) act as on the host
@@ -113,6 +116,25 @@ def docker_run_args(kwargs: dict, docker: str = "docker") -> list[str]:
     return args + [image] + list(command)
 
 
+_swept_in: int | None = None  # the pid that removed the dead graders' containers
+
+
+def _sweep_once(client) -> None:
+    """Remove the containers of this host's dead graders, once per grader process: a grader killed
+    with its watchdog (or a machine that lost power) leaves them running until their CPU limit."""
+    global _swept_in
+    if _swept_in == os.getpid():
+        return
+    try:
+        removed = reaper.remove_containers(client, dead_only=True)
+    except Exception as exc:  # noqa: BLE001 - clean-up of others' leftovers must not stop this grader
+        log.warning("could not remove the containers of dead graders: %s", exc)
+        return
+    if removed:
+        log.warning("removed %d containers left by dead graders: %s", len(removed), ", ".join(removed))
+    _swept_in = os.getpid()
+
+
 class DockerBackend:
     """The sandboxed process in a container, from the image built by runner/sandbox/docker/Dockerfile.
 
@@ -144,7 +166,7 @@ class DockerBackend:
                 "the docker backend needs the docker SDK for Python: pip install 'diffusion-grader[server]'"
             ) from None
         try:
-            client = docker.from_env(timeout=30)
+            client = reaper.docker_client()
             client.ping()
         except docker.errors.DockerException as exc:
             raise SandboxUnavailable(
@@ -166,12 +188,16 @@ class DockerBackend:
         try:
             client.images.get(self.image)
         except docker.errors.ImageNotFound:
+            client.close()
             raise SandboxUnavailable(
                 f"the Docker image {self.image} does not exist: build it from the repository root with "
-                f"`{DOCKER_BUILD.format(image=self.image)}` (runner/sandbox/docker/Dockerfile), or set "
-                "GRADER_DOCKER_IMAGE") from None
+                f"`{DOCKER_BUILD.format(image=self.image)}` (no registry needed; it builds "
+                "runner/sandbox/docker/Dockerfile), or set GRADER_DOCKER_IMAGE") from None
         except docker.errors.DockerException as exc:
+            client.close()
             raise SandboxUnavailable(f"the Docker engine did not answer about {self.image}: {exc}") from None
+        try:
+            _sweep_once(client)
         finally:
             client.close()
         self._checked = True
@@ -180,11 +206,13 @@ class DockerBackend:
         """The container specification for one sandboxed process, under a fresh name."""
         import uuid
 
-        return container_spec(spec, self.image, f"grader-worker-{uuid.uuid4().hex[:16]}")
+        return container_spec(spec, self.image, f"grader-worker-{uuid.uuid4().hex[:16]}", reaper.owner_of())
 
     def command(self, spec: LaunchSpec) -> list[str]:
-        """The `docker run` command line that starts the sandboxed process."""
+        """The `docker run` command line that starts the sandboxed process (and, once per grader
+        process, the watchdog that removes its containers when the grader dies)."""
         self.check()
+        reaper.ensure_watchdog()
         return docker_run_args(self.spec(spec), shutil.which("docker") or "docker")
 
     def stop(self, proc) -> None:
@@ -197,7 +225,7 @@ class DockerBackend:
         try:
             import docker
 
-            client = docker.from_env(timeout=30)
+            client = reaper.docker_client()
             try:
                 client.containers.get(name).remove(force=True)
             finally:

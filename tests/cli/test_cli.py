@@ -152,6 +152,11 @@ def test_bench_prints_each_mode_next_to_its_in_process_run():
     assert all("1.00x (+0.000 s)" in rows[i] for i in (0, 3)), "in-process rows are their own baseline"
 
 
+def test_bench_refuses_an_unknown_backend():
+    out = grader_cli("bench", "413", "--backend", "kvm")
+    assert out.returncode == 2 and "unknown backend 'kvm': choose one of local, docker" in out.stderr
+
+
 def test_verbose_shows_the_grading_log(tmp_path):
     bad = write(tmp_path / "bad.py", "def forward_process(:\n")
     env = {"GRADER_DATA_DIR": str(tmp_path / "data")}

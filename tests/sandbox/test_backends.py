@@ -1,7 +1,12 @@
 """How each backend starts the worker. The docker backend's container specification is checked
-here; running it needs a Docker engine and is skipped where none is reachable."""
+here without an engine; the tests that run containers use the docker_engine fixture, which starts
+an engine and builds the image, or skips them with the reason where no engine can run."""
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -9,7 +14,8 @@ import pytest
 
 from tests.support.helpers import ROOT
 from runner.sandbox.backends import LaunchSpec, LocalBackend, SandboxUnavailable
-from runner.sandbox.container import DockerBackend, container_spec, docker_run_args
+from runner.sandbox import reaper
+from runner.sandbox.container import DOCKER_LABEL, DockerBackend, container_spec, docker_run_args
 
 LIMITS = {"time_s": 5, "total_s": 60, "cpu_s": 30, "memory_mb": 2048, "processes": 32, "file_size_mb": 8}
 
@@ -120,13 +126,44 @@ def test_docker_backend_names_a_fresh_container_each_time(tmp_path):
     assert first["image"] == "worker-image:test"
 
 
-def test_docker_image_installs_the_pinned_platform():
-    pinned = [d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-              if d.startswith("torch==")]
+def test_docker_image_installs_the_pinned_platform_offline():
     recipe = (ROOT / "runner" / "sandbox" / "docker" / "Dockerfile").read_text()
-    assert pinned and f'"{pinned[0]}"' in recipe, "the image installs the torch version pyproject.toml pins"
-    assert "download.pytorch.org/whl/cpu" in recipe and "pip install ." in recipe
+    assert "ARG BASE_IMAGE=python:3.11-slim" in recipe and "FROM ${BASE_IMAGE}" in recipe
+    # every pip command of the build reads the wheelhouse only
+    pips = [ln for ln in recipe.splitlines() if "pip " in ln and not ln.lstrip().startswith("#")]
+    assert pips and all("--no-index" in ln for ln in pips), pips
+    assert "-r /wheels/requirements.txt" in recipe
     assert "COPY solutions" not in recipe and "COPY graders" not in recipe and "COPY . " not in recipe
+    # the wheels stay in the build stages: the image takes the venv and the platform's wheel only
+    final = recipe[recipe.rindex("\nFROM "):]
+    assert "COPY wheelhouse" not in final and "COPY --from=deps /opt/venv /opt/venv" in final
+
+
+def test_build_script_takes_the_pinned_torch_from_pyproject():
+    script = (ROOT / "scripts" / "build_worker_image.sh").read_text()
+    assert 'meta["project"]["dependencies"]' in script and "pip download" in script
+    assert "debootstrap --variant=minbase" in script and "docker import" in script
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_the_build_scripts_context_holds_only_the_platform_and_wheels(tmp_path):
+    """What scripts/build_worker_image.sh sends to the engine: the platform's files and the wheelhouse
+    (with the torch version pyproject.toml pins), no solution, grader, problem or model file."""
+    context = tmp_path / "context"
+    done = subprocess.run(["bash", "scripts/build_worker_image.sh", "--context-only", str(context)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sent = [p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()]
+    assert "pyproject.toml" in sent and "runner/sandbox/child.py" in sent and "Dockerfile" in sent
+    tops = {p.split("/")[0] for p in sent}
+    assert tops == {"Dockerfile", "pyproject.toml", "README.md", "runner", "wheelhouse"}, tops
+    assert not [p for p in sent if "__pycache__" in p or p.endswith(".pyc")]
+    wheels = [p for p in sent if p.startswith("wheelhouse/")]
+    assert all(p.endswith(".whl") for p in wheels if p != "wheelhouse/requirements.txt")
+    pinned = [d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+              if d.startswith("torch==")][0]
+    assert pinned in (context / "wheelhouse" / "requirements.txt").read_text().splitlines()
+    assert any(p.startswith(f"wheelhouse/torch-{pinned.split('==')[1]}") for p in wheels)
 
 
 @pytest.mark.parametrize("ignore_file", [".dockerignore", "runner/sandbox/docker/Dockerfile.dockerignore"])
@@ -153,31 +190,10 @@ def test_docker_without_client_says_how_to_install(tmp_path, monkeypatch):
         DockerBackend().command(spec(tmp_path))
 
 
-def _engine() -> str | None:
-    """Why the docker integration tests cannot run here, or None when they can."""
-    if not shutil.which("docker"):
-        return "the docker client is not installed"
-    try:
-        import docker
+# The tests below run real containers: the docker_engine fixture (tests/conftest.py) finds or starts
+# an engine and builds the worker image, or skips them saying why.
 
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001
-        return f"no Docker engine is reachable ({type(exc).__name__})"
-    try:
-        client.images.get(DockerBackend().image)
-    except docker.errors.ImageNotFound:
-        return f"the worker image is not built (docker build -f runner/sandbox/docker/Dockerfile -t {DockerBackend().image} .)"
-    finally:
-        client.close()
-    return None
-
-
-NO_ENGINE = _engine()
-needs_engine = pytest.mark.skipif(NO_ENGINE is not None, reason=f"{NO_ENGINE}" if NO_ENGINE else "")
-
-
-@needs_engine
+@pytest.mark.usefixtures("docker_engine")
 def test_docker_grades_the_reference(catalogue):
     from runner.grading.pipeline import grade
 
@@ -186,34 +202,167 @@ def test_docker_grades_the_reference(catalogue):
     assert result.score == result.max_score
 
 
-@needs_engine
+@pytest.mark.usefixtures("docker_engine")
 def test_docker_stops_a_hanging_worker_and_removes_its_container(catalogue, tmp_path):
-    import docker
-
     from runner.grading.pipeline import grade
 
     pdir = catalogue.get("413")
-    hang = tmp_path / "hang.py"
-    hang.write_text("".join(f"def {f.name}({', '.join(f.params)}):\n    while True:\n        pass\n"
-                            for f in pdir.meta.functions))
-    result = grade(pdir, hang, "docker", limits={"time_s": 2, "total_s": 8})
+    result = grade(pdir, hanging(pdir, tmp_path), "docker", limits={"time_s": 2, "total_s": 8})
     assert result.score == 0 and {t.status for t in result.tests} == {"timeout"}
-    client = docker.from_env()
-    try:
-        left = client.containers.list(all=True, filters={"label": "diffusion-grader.worker"})
-    finally:
-        client.close()
-    assert left == [], "every worker container is removed"
+    assert containers(f"{reaper.OWNER_LABEL}={reaper.owner_of()}") == [], "every worker container is removed"
 
 
-@needs_engine
+@pytest.mark.usefixtures("docker_engine")
 def test_docker_missing_image_says_how_to_build_it(tmp_path):
-    with pytest.raises(SandboxUnavailable, match="runner/sandbox/docker/Dockerfile"):
+    with pytest.raises(SandboxUnavailable, match="scripts/build_worker_image.sh"):
         DockerBackend(image="diffusion-grader-worker:no-such-tag").command(spec(tmp_path))
 
 
-def test_docker_without_engine_is_a_clear_error(tmp_path):
-    if NO_ENGINE is None or not NO_ENGINE.startswith("no Docker engine"):
-        pytest.skip(f"this checks the message where no engine is reachable; here: {NO_ENGINE or 'one is'}")
+def test_docker_without_engine_is_a_clear_error(tmp_path, monkeypatch):
+    # a socket nobody serves: what a grader meets when the engine is down
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")  # a client, installed or not
     with pytest.raises(SandboxUnavailable, match="no Docker engine is reachable"):
         DockerBackend().command(spec(tmp_path))
+
+
+HANGING = "HANGING-IN-A-CALL"
+
+
+def hanging(pdir, tmp_path) -> Path:
+    """A submission of `pdir` whose every function says so on its output, then loops forever."""
+    path = tmp_path / "hang.py"
+    path.write_text("".join(f"def {f.name}({', '.join(f.params)}):\n    print({HANGING!r}, flush=True)\n"
+                            "    while True:\n        pass\n" for f in pdir.meta.functions))
+    return path
+
+
+def containers(label: str) -> list:
+    """The engine's containers (running or not) carrying `label` (KEY or KEY=VALUE)."""
+    client = reaper.docker_client()
+    try:
+        return client.containers.list(all=True, filters={"label": label})
+    finally:
+        client.close()
+
+
+def test_owner_names_this_process_and_survives_pid_reuse():
+    me = reaper.owner_of()
+    host, pid, ticks = me.rsplit(":", 2)
+    assert int(pid) == os.getpid() and ticks.isdigit() and reaper.owner_alive(me)
+    assert not reaper.owner_alive(f"{host}:{pid}:{int(ticks) + 1}"), "same pid, another start time: a new process"
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert not reaper.owner_alive(f"{host}:{done.stdout.strip()}:{ticks}")
+    assert reaper.owner_alive(f"another-host:{pid}:1"), "another host's graders are left to that host"
+    zombie = subprocess.Popen(["sleep", "60"])
+    owner = reaper.owner_of(zombie.pid)
+    assert reaper.owner_alive(owner)
+    os.kill(zombie.pid, 9)  # killed, not yet reaped: a zombie runs no more
+    assert wait_for(lambda: not reaper.owner_alive(owner), 5)
+    zombie.wait()
+    assert docker_spec(Path("/x"))["labels"][reaper.OWNER_LABEL] == me
+
+
+# A grader in a process of its own, grading a submission that never returns, with the docker backend.
+# With argv[2] == "whole", its sandboxed process runs as for a CUDA problem or on a kernel without
+# pidfds: no fork server, so during a call nothing in the container reads the grader's pipe, and
+# only the watchdog stops the container when the grader dies (with the fork server, the container
+# ends by itself on the pipe's EOF).
+HANGING_GRADER = """
+import json, sys
+from pathlib import Path
+import runner.sandbox.container as container
+if sys.argv[2] == "whole":
+    served = container.child_args
+    def whole(limits, python, cuda=False):
+        args = served(limits, python, cuda)
+        return args[:-1] + [json.dumps({**json.loads(args[-1]), "fork": False})]
+    container.child_args = whole
+from runner.grading.pipeline import grade
+from runner.problems.catalogue import Catalogue
+pdir = Catalogue().get("413")
+grade(pdir, Path(sys.argv[1]), "docker", limits={"time_s": 60, "total_s": 300})
+"""
+
+
+def wait_for(predicate, timeout: float, step: float = 0.25):
+    """predicate()'s first truthy value within `timeout` seconds, else the last falsy one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+@pytest.mark.usefixtures("docker_engine")
+@pytest.mark.parametrize("serving", ["whole", "forkserver"])
+def test_killed_grader_leaves_no_container(catalogue, tmp_path, serving):
+    grader = subprocess.Popen([sys.executable, "-c", HANGING_GRADER, str(hanging(catalogue.get("413"), tmp_path)),
+                               serving], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        owner = wait_for(lambda: reaper.owner_of(grader.pid) if grader.poll() is None else "gone", 10)
+        label = f"{reaper.OWNER_LABEL}={owner}"
+        # Mid-grade: a call is running the solver's endless loop (before that, the sandboxed process
+        # reads its stdin and would end by itself on the EOF that the grader's death causes).
+        hung = wait_for(lambda: [c for c in containers(label) if HANGING.encode() in c.logs()], 120)
+        assert hung, f"no call started: {grader.stderr.read1().decode()[-2000:] if grader.poll() else ''}"
+    except BaseException:
+        grader.kill()
+        raise
+    grader.kill()  # SIGKILL mid-grade: no handler of the grader runs
+    grader.wait()
+    t0 = time.monotonic()
+    left = wait_for(lambda: not containers(label), 10)
+    assert left, f"containers of the killed grader still there after 10 s: {[c.name for c in containers(label)]}"
+    print(f"the killed grader's containers were gone {time.monotonic() - t0:.1f} s after kill -9")
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_a_new_grader_removes_the_containers_of_dead_ones(tmp_path):
+    dead = subprocess.Popen(["sleep", "60"])
+    dead_owner = reaper.owner_of(dead.pid)
+    dead.kill()
+    dead.wait()
+    # What a grader killed with its watchdog leaves: a running container owned by a dead process.
+    client = reaper.docker_client()
+    try:
+        names = {}
+        for who, owner in (("dead", dead_owner), ("alive", reaper.owner_of())):
+            names[who] = client.containers.run(
+                DockerBackend().image, ["python", "-c", "import time; time.sleep(300)"], detach=True,
+                labels={DOCKER_LABEL: "1", reaper.OWNER_LABEL: owner}, network_mode="none").name
+        try:
+            # a fresh grader process's first check() of the backend sweeps
+            done = subprocess.run([sys.executable, "-c", "from runner.sandbox.container import DockerBackend; "
+                                   "DockerBackend().check()"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            assert names["dead"] in done.stderr, "the sweep says what it removed"
+            left = {c.name for c in client.containers.list(all=True, filters={"label": DOCKER_LABEL})}
+            assert names["dead"] not in left, "the dead grader's container is removed"
+            assert names["alive"] in left, "a live grader's container is kept"
+        finally:
+            for name in names.values():
+                try:
+                    client.containers.get(name).remove(force=True)
+                except Exception:  # noqa: BLE001 - already removed
+                    pass
+    finally:
+        client.close()
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_a_grader_that_exits_is_not_held_by_its_watchdog(tmp_path):
+    """A caller reading a grader's output to its end (CI, `subprocess.run`) is not kept waiting by the
+    watchdog, which shares the grader's stderr; and the watchdog exits with its grader."""
+    code = ("import time; from runner.sandbox.container import DockerBackend; from runner.sandbox import reaper; "
+            "from runner.sandbox.backends import LaunchSpec; "
+            f"DockerBackend().command(LaunchSpec({str(tmp_path)!r}, {LIMITS!r})); "
+            "print(reaper._watchdog[2].pid, time.time(), flush=True)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    returned = time.time()
+    assert done.returncode == 0, done.stderr
+    watchdog, printed = done.stdout.split()
+    assert returned - float(printed) < reaper.LATE_SWEEP_S / 2, "the caller waited for the watchdog"
+    assert wait_for(lambda: not os.path.exists(f"/proc/{watchdog}") or
+                    open(f"/proc/{watchdog}/stat").read().split(") ")[1][0] == "Z", 10), "the watchdog is still running"
