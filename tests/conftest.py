@@ -63,7 +63,28 @@ def book(db_url):
     return Gradebook(db_url)
 
 
-_DOCKER: dict = {}  # the session's DockerEngine, once a test asked for it
+_DOCKER: dict = {}  # the session's DockerEngine, once prepared
+
+
+def _uses_docker(item) -> bool:
+    """The test asks for the engine: by fixture, or through a backend parameter set to docker."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return "docker_engine" in getattr(item, "fixturenames", ()) or params.get("backend") == "docker"
+
+
+def pytest_collection_finish(session):
+    """When docker tests were collected, start the engine and build the worker image in a thread
+    right away (a cold build takes minutes), while the tests before them run."""
+    if any(_uses_docker(item) for item in session.items):
+        import threading
+
+        from tests.support.docker_engine import DockerEngine
+
+        def prepare():
+            _DOCKER["engine"] = DockerEngine.ensure()
+
+        _DOCKER["thread"] = threading.Thread(target=prepare, name="docker-engine", daemon=True)
+        _DOCKER["thread"].start()
 
 
 @pytest.fixture(scope="session")
@@ -72,10 +93,15 @@ def docker_engine():
     tests that use it skip, with the reason, where no engine can run."""
     from tests.support.docker_engine import DockerEngine
 
-    engine = _DOCKER["engine"] = DockerEngine.ensure()
+    if "thread" in _DOCKER:
+        _DOCKER["thread"].join()
+    else:
+        _DOCKER["engine"] = DockerEngine.ensure()
+    engine = _DOCKER["engine"]
     if engine.reason is not None:
         engine.stop()
         pytest.skip(f"docker backend: {engine.reason}")
+    engine.activate()
     yield engine
     engine.stop()
 

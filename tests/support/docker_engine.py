@@ -23,14 +23,14 @@ START_S = 60
 BUILD_S = 1800  # a cold build (debootstrap, 250 MB of wheels) takes minutes on a slow machine
 
 
-def _ping(timeout: int = 5) -> str | None:
-    """Why the engine of the environment does not answer, or None when it does."""
+def _ping(host: str | None = None, timeout: int = 5) -> str | None:
+    """Why the engine at `host` (default: the environment's) does not answer, or None when it does."""
     try:
         import docker
     except ImportError:
         return "the docker SDK is not installed (pip install -e '.[server]')"
     try:
-        client = docker.from_env(timeout=timeout)
+        client = docker.from_env(timeout=timeout, environment={**os.environ, **({"DOCKER_HOST": host} if host else {})})
         try:
             client.ping()
         finally:
@@ -47,6 +47,8 @@ class DockerEngine:
         self.reason: str | None = None
         self.started: subprocess.Popen | None = None
         self.folder: Path | None = None
+        self.host: str | None = None  # the socket of an engine started here
+        self.activated = False
         self.saved_host = os.environ.get("DOCKER_HOST")
         self.build_log = ""
 
@@ -56,6 +58,17 @@ class DockerEngine:
         engine = cls()
         engine.reason = engine._engine() or engine._image()
         return engine
+
+    def env(self) -> dict[str, str]:
+        """The environment of a process that talks to this engine. ensure() leaves os.environ alone,
+        so it can run in a thread while other tests run; `activate()` points this process at it."""
+        return {**os.environ, **({"DOCKER_HOST": self.host} if self.host else {})}
+
+    def activate(self) -> None:
+        """Point this process's docker clients (DOCKER_HOST) at the engine."""
+        if self.host:
+            os.environ["DOCKER_HOST"] = self.host
+            self.activated = True
 
     def _engine(self) -> str | None:
         if not shutil.which("docker"):
@@ -84,10 +97,10 @@ class DockerEngine:
             ["dockerd", "--storage-driver", "overlay2", "--host", f"unix://{socket}",
              "--pidfile", str(self.folder / "dockerd.pid"), "--exec-root", str(self.folder / "exec"), *extra],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        os.environ["DOCKER_HOST"] = f"unix://{socket}"
+        self.host = f"unix://{socket}"
         deadline = time.monotonic() + START_S
         while time.monotonic() < deadline and self.started.poll() is None:
-            if socket.exists() and _ping() is None:
+            if socket.exists() and _ping(self.host) is None:
                 return None
             time.sleep(0.5)
         tail = (self.folder / "dockerd.log").read_text(errors="replace")[-600:]
@@ -96,7 +109,7 @@ class DockerEngine:
 
     def _image(self) -> str | None:
         try:
-            done = subprocess.run(["bash", str(BUILD_SCRIPT)], cwd=ROOT, capture_output=True, text=True,
+            done = subprocess.run(["bash", str(BUILD_SCRIPT)], cwd=ROOT, env=self.env(), capture_output=True, text=True,
                                   timeout=BUILD_S)
         except subprocess.TimeoutExpired:
             return f"scripts/build_worker_image.sh did not finish within {BUILD_S} s"
@@ -116,10 +129,13 @@ class DockerEngine:
                     self.started.kill()
                     self.started.wait()
             self.started = None
-        if self.saved_host is None:
-            os.environ.pop("DOCKER_HOST", None)
-        else:
-            os.environ["DOCKER_HOST"] = self.saved_host
+        if self.activated:
+            if self.saved_host is None:
+                os.environ.pop("DOCKER_HOST", None)
+            else:
+                os.environ["DOCKER_HOST"] = self.saved_host
+            self.activated = False
+        self.host = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
