@@ -167,9 +167,9 @@ def _validate(pdir: ProblemDir, backend: str, unsafe: bool, pool: SandboxPool | 
     report.add("worked example agrees with the reference", *run_worked_example(pdir))
     report.add(coverage.CHECK, *coverage.check_coverage(pdir))
 
-    def score(path: Path):
+    def score(path: Path, **only):
         try:
-            return grade(pdir, path, backend, unsafe_inprocess=unsafe, pool=pool)
+            return grade(pdir, path, backend, unsafe_inprocess=unsafe, pool=pool, **only)
         except GradingError as exc:
             report.add(f"grading {path.name}", False, str(exc))
             return None
@@ -205,12 +205,13 @@ def _validate(pdir: ProblemDir, backend: str, unsafe: bool, pool: SandboxPool | 
             return score(mutant.write(Path(tmp)))
 
         for mutant in mutants:
-            result = score_mutant(mutant)
+            # Caught means: a hidden test fails. The first one settles it, so the grading stops there.
+            result = score(mutant.write(Path(tmp)), public=False, first_failure=True)
             if result is not None:
                 caught = [t.name for t in result.tests
                           if t.visibility == "hidden" and t.status not in ("passed", "skipped")]
                 report.add(f"mutant {mutant.name} is caught", bool(caught),
-                           f"by {', '.join(caught[:4])}" if caught else f"no hidden test fails ({mutant.mistake})")
+                           f"by {caught[0]}" if caught else f"no hidden test fails ({mutant.mistake})")
         check_empty_answers(pdir, score_mutant, report)
     return report
 

@@ -61,10 +61,12 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
 
 
 def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_inprocess: bool = False,
-          hidden: bool = True, limits: dict | None = None, pool: SandboxPool | None = None,
-          first_failure: bool = False) -> Result:
+          hidden: bool = True, public: bool = True, limits: dict | None = None,
+          pool: SandboxPool | None = None, first_failure: bool = False) -> Result:
     """Grade one file. `backend` is local or docker; in-process only when asked for by name.
 
+    `hidden` / `public` choose the test files (the hidden tests alone: whether a mistake is caught
+    where the solver cannot see it);
     `limits` overrides values of the problem's [limits] table (tests use short time limits);
     `pool` lends an already started sandboxed process (long-lived graders keep one);
     `first_failure` stops at the first failing test (mutation analysis only asks whether one fails;
@@ -73,7 +75,7 @@ def grade(pdir: ProblemDir, submission: Path, backend: str = "local", *, unsafe_
         raise GradingError("in-process grading runs the code unsandboxed: ask for it with unsafe_inprocess=True")
     start = time.perf_counter()
     log.info("grading %s on %s (%s backend)", submission, pdir.key, backend)
-    paths = [pdir.public_tests] + ([pdir.grader_dir] if hidden else [])
+    paths = ([pdir.public_tests] if public else []) + ([pdir.grader_dir] if hidden else [])
     tests, context = run_tests(pdir, submission, backend, paths, limits, pool, first_failure)
     try:
         sha = read_submission(submission).sha256

@@ -257,8 +257,8 @@ def test_a_numpy_problem_from_the_scaffold_validates(tmp_path):
     assert {"alternative rows scores full marks", "alternative logsumexp scores full marks",
             "starter scores zero (every test can fail)", "mutant no_shift is caught", "mutant wrong_axis is caught",
             "mutant float64_answer is caught"} <= set(checks)
-    assert checks["mutant float64_answer is caught"].detail == "by test_random_rows, test_large_logits, " \
-                                                              "test_rows_of_a_batch_sum_to_one"
+    # the first hidden test that fails settles it: the grading stops there
+    assert checks["mutant float64_answer is caught"].detail == "by test_random_rows"
     assert checks["empty answers score zero"].detail == "0 points"
 
 

@@ -70,3 +70,17 @@ def test_notebook_without_tags_uses_all_code_cells(catalogue, tmp_path):
     starter = catalogue.get("413").starter.read_text()
     result = grade_bytes(catalogue, tmp_path, "nb.ipynb", notebook([(starter, [])]))
     assert result.score == 0 and {t.status for t in result.tests} == {"error"}
+
+
+def test_a_mistake_graded_on_the_hidden_tests_alone_stops_at_the_first_failure(catalogue, tmp_path):
+    # what `grader validate` asks of each mutants.toml entry: does a hidden test fail?
+    from runner.authoring.mutants import load_mutants
+
+    pdir = catalogue.get("413")
+    mutant = load_mutants(pdir)[0].write(tmp_path)
+    full = grade(pdir, mutant, "local")
+    quick = grade(pdir, mutant, "local", public=False, first_failure=True)
+    assert {t.visibility for t in quick.tests} == {"hidden"}
+    failed = [t for t in quick.tests if t.status != "passed"]
+    assert len(failed) == 1 and quick.tests[-1] is failed[0], [t.status for t in quick.tests]
+    assert len(quick.tests) < len([t for t in full.tests if t.visibility == "hidden"])
