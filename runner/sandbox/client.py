@@ -290,7 +290,7 @@ class SandboxClient:
         try:
             return wire.decode(reply.get("value"), out, self._resolve, bounds=bounds)
         except Exception as exc:  # decode raises only WireError; anything else is as malformed
-            self.kill()
+            self._end_child()  # a whole frame with a bad value: the fork server's child is ended
             del reply, out  # the failure outlives this call (the test's record): not the reply
             raise SolverCrashed(f"the sandboxed process sent a malformed return value ({exc})") from None
 
@@ -340,7 +340,9 @@ class SandboxClient:
             try:
                 message = self.reader.message()
             except wire.WireError as exc:
-                self.kill()
+                # The frame was taken whole, so the stream is intact: a fork server (which relays
+                # frames without reading them) only needs its child ended.
+                self._end_child()
                 raise SolverCrashed(f"the sandboxed process sent a malformed reply ({exc})") from None
             if message is not None:
                 if self.forks and not raw and message[0].get("ok") is False and "died" in message[0]:
