@@ -255,20 +255,25 @@ class PassLog:
         entry, self._open = self._open, None
         if entry is None:
             return
-        # the lm_head output, soft-capped as the model's forward does next
-        softcap = self.model.final_logit_softcapping
-        logits = output.detach().float()
-        if softcap is not None:
-            logits = softcap * torch.tanh(logits / softcap)
         n_steps, t_max, t_min = self.schedule
         # the released schedule; a pass beyond the step limit is scored at t_min (the tests fail it anyway)
         temperature = t_min + (t_max - t_min) * max(n_steps - entry["step"], 0) / n_steps
-        processed = logits / temperature
-        logp = torch.log_softmax(processed, dim=-1)
-        entry["logits"] = logits[..., self._cols(logits.shape[-1], logits.device)]
-        entry["entropy"] = -(logp.exp() * logp.clamp(min=torch.finfo(logp.dtype).min)).sum(-1)
-        entry["argmax"] = processed.argmax(-1)
+        raw = output.detach()
+        entry["logits"] = self._softcapped(raw[..., self._cols(raw.shape[-1], raw.device)].float())
+        # softmax(logits / T) over the whole vocabulary, in place on one float32 buffer: at the
+        # real shape each such buffer is 268 MB a row
+        logp = self._softcapped(raw.float() if raw.dtype != torch.float32 else raw.clone()).div_(temperature)
+        entry["argmax"] = logp.argmax(-1)
+        logp.sub_(torch.logsumexp(logp, dim=-1, keepdim=True))
         entry["p_max"] = logp.max(-1).values.exp()
+        # clamp: a token ruled out with -inf would give 0 * -inf = NaN
+        logp.clamp_(min=torch.finfo(logp.dtype).min)
+        entry["entropy"] = -torch.linalg.vecdot(logp.exp(), logp)
+
+    def _softcapped(self, logits):
+        """`logits` (float32, changed in place) soft-capped as the model's forward does after lm_head."""
+        cap = self.model.final_logit_softcapping
+        return logits if cap is None else logits.div_(cap).tanh_().mul_(cap)
 
     def take(self) -> dict:
         """Everything recorded since the last take, moved to the CPU, then forget it."""
@@ -282,10 +287,11 @@ class PassLog:
         return out
 
 
-def load_model(path: str | Path | None = None, device: str = "cpu"):
+def load_model(path: str | Path | None = None, device: str = "cpu", dtype=None):
     """`DiffusionGemmaForBlockDiffusion` from a local folder (default: the bundled checkpoint), in
     eval mode on `device`, with a PassLog. Asked for "cuda" with no GPU visible, it raises: a model
-    meant for the GPU never moves to the CPU unnoticed."""
+    meant for the GPU never moves to the CPU unnoticed. `dtype` (a torch dtype) overrides the
+    default: bfloat16 for a large model on the GPU, float32 otherwise."""
     import torch
     from transformers import DiffusionGemmaForBlockDiffusion
 
@@ -298,7 +304,8 @@ def load_model(path: str | Path | None = None, device: str = "cpu"):
 
     hidden = json.loads((path / "config.json").read_text())["text_config"]["hidden_size"]
     # The released weights run in bfloat16 on a GPU; small models stay in exact float32.
-    dtype = torch.bfloat16 if device != "cpu" and hidden >= 1024 else torch.float32
+    if dtype is None:
+        dtype = torch.bfloat16 if device != "cpu" and hidden >= 1024 else torch.float32
     if device == "cpu":
         model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(path), dtype=dtype, local_files_only=True)
     else:  # straight onto the device: staging 50 GB of weights in host memory first does not fit

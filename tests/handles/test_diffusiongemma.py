@@ -221,15 +221,30 @@ def test_training_step_runs_and_learns_something():
     assert 0 < loss < 4.0
 
 
-def test_left_to_right_baseline_is_one_token_per_pass(model):
+@torch.no_grad()
+def test_autoregressive_baseline_is_one_token_per_pass_with_a_kv_cache(model):
+    """The benchmark's baseline: each pass encodes one new token against the cache of everything
+    before it, and picks the same greedy token as re-encoding the whole prefix without a cache."""
     bench = load_script("bench_capstone")
-    prompt, answer = copy_example([2, 7, 1])
-    ids, mask = left_pad([prompt])
-    seq, tpf = bench.left_to_right(model, ids, mask, 16)
-    assert seq[0, len(prompt):].tolist() == answer + [PAD] * (CANVAS_LENGTH - len(answer))
-    assert float(tpf[0]) == 1.0
-    prompts = [copy_example([4, 4, 9])[0], count_example(0, 20)[0]]
-    ids, mask = left_pad(prompts)
-    seq, tpf = bench.left_to_right(model, ids, mask, 2 * CANVAS_LENGTH)
-    assert seq[1, ids.shape[1]:ids.shape[1] + 21].tolist() == count_example(0, 20)[1]
-    assert tpf.tolist() == [1.0, 1.0]
+    ids, mask = left_pad([copy_example([2, 7, 1])[0], count_example(0, 5)[0]])
+    shapes = []
+    hook = model.model.encoder.register_forward_pre_hook(lambda m, a, kw: shapes.append(kw["input_ids"].shape[1]),
+                                                         with_kwargs=True)
+    try:
+        seq, tpf = bench.autoregressive(model, ids, mask, 6)
+    finally:
+        hook.remove()
+    generated = seq.shape[1] - ids.shape[1]
+    assert shapes == [ids.shape[1]] + [1] * (generated - 1), "the prompt once, then one token a pass"
+    eos = torch.tensor([model.generation_config.eos_token_id]).flatten()
+    done = torch.zeros(2, dtype=torch.bool)
+    prefix, full_mask = ids, mask
+    for k in range(generated):  # the same greedy tokens, from the whole prefix each time
+        hidden = model.model.encoder(input_ids=prefix, attention_mask=full_mask,
+                                     position_ids=torch.arange(prefix.shape[1])[None]).last_hidden_state[:, -1]
+        want = torch.where(done, PAD, bench.softcapped(model, model.lm_head(hidden)).argmax(-1))
+        assert torch.equal(seq[:, ids.shape[1] + k], want), f"token {k}"
+        done |= torch.isin(want, eos)
+        prefix = torch.cat([prefix, want[:, None]], dim=1)
+        full_mask = torch.cat([full_mask, torch.ones(2, 1, dtype=torch.bool)], dim=1)
+    assert tpf.shape == (2,) and bool((tpf > 0).all())
