@@ -41,8 +41,8 @@ def test_real_shape_model_has_the_release_sizes_and_ids(real_shape):
 
 @pytest.mark.slow
 def test_reference_of_418_earns_full_marks_on_the_real_shape(real_shape, tmp_path):
-    """The same path as `grader submit 418 solutions/418-full-inference/solution.py`. About two
-    minutes on one busy CPU (most of it in six decoder passes of a 262,144-id vocabulary)."""
+    """The same path as `grader submit 418 solutions/418-full-inference/solution.py`. About 90 s
+    on one busy CPU (most of it in decoder passes over a 262,144-id vocabulary)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADER_DIFFUSIONGEMMA_PATH": str(real_shape),
            "GRADER_DATA_DIR": str(tmp_path / "data")}
     env.pop("GRADER_DB_URL", None)
