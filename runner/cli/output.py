@@ -72,7 +72,9 @@ def print_result(result: Result, file=None) -> None:
     sub = f"submission #{result.submission_id}, " if result.submission_id else ""
     graded = f"graded {file}, " if file is not None else ""
     where = ", on the CPU" if result.device == "cpu" else ", on the GPU" if result.device == "cuda" else ""
-    console.print(f"[dim]{escape(graded + sub)}{result.backend} backend{where}, {result.duration_s:.1f} s[/]")
+    peak = result.timing.get("peak_memory_mb")
+    memory = f", worker peak memory {peak:g} MB" if peak else ""
+    console.print(f"[dim]{escape(graded + sub)}{result.backend} backend{where}, {result.duration_s:.1f} s{memory}[/]")
 
 
 def equivalent_entry(original: str, mutated: str) -> str:

@@ -107,6 +107,8 @@ class GraderFixtures:
             client = self._submission._client
             self.context.timing = {"slowest_call_s": round(client.slowest_call_s, 4),
                                    "calls_s": round(client.spent_s, 4)}
+            if client.peak_rss_kb:
+                self.context.timing["peak_memory_mb"] = round(client.peak_rss_kb / 1024, 1)
         if self._submission is not None:
             self._submission.close()
         if self._tmp is not None:

@@ -95,7 +95,9 @@ class VerdictCollector:
             else:
                 self.problems.append(f"setting up {item.nodeid}: {report.longreprtext[-1500:]}")
         elif call.when == "setup" and report.skipped:
-            self.add(item, "skipped", "", points=0)
+            # a skip mark's reason: the grader's own text (e.g. which model the test needs)
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+            self.add(item, "skipped", str(reason).removeprefix("Skipped: "), points=0)
         elif call.when == "call":
             self.record(item, call.excinfo.value if call.excinfo else None, skipped=report.skipped)
 

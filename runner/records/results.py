@@ -31,7 +31,7 @@ class Result(BaseModel):
     backend: str
     duration_s: float
     sha256: str = ""
-    timing: dict[str, float] = {}  # the solver's time in the sandbox: slowest_call_s, calls_s
+    timing: dict[str, float] = {}  # the solver's time in the sandbox: slowest_call_s, calls_s (and its process's peak_memory_mb)
     device: str = ""  # where the problem's handles ran ("cpu", "cuda"); empty for a problem without any
     # "invalid": the file could not be graded at all (one entry in `tests` says why)
     status: Literal["graded", "invalid"] = "graded"

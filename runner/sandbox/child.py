@@ -309,6 +309,8 @@ def serve(requests, responses, limits: dict, child: Child) -> None:
     while (msg := wire.read_message(requests)) is not None:
         grant_cpu(limits["cpu_s"])
         header, buffers = child.handle(*msg)
+        # the process's peak resident memory so far (KiB): what a problem's memory limit is sized from
+        header["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             wire.write_message(responses, header, buffers)
         except (wire.Unencodable, ValueError) as exc:

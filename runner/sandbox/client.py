@@ -53,6 +53,7 @@ class SandboxClient:
         self.output = collections.deque(maxlen=64)
         self.calls = 0
         self.slowest_call_s = 0.0  # what a problem's limits should be sized from
+        self.peak_rss_kb = 0  # the sandboxed process's peak resident memory, as its replies say
         self.spent_s = 0.0  # wall clock used by calls, against limits.total_s
         self.ready: dict | None = None  # the start-up message, once received
         self.forks = False  # whether the process is a fork server (said in its start-up message)
@@ -283,6 +284,9 @@ class SandboxClient:
         deadline = time.monotonic() + self.time_s  # writing the request counts, too
         self._send(header, buffers, deadline, "the call")
         reply, out = self._receive(deadline, during="the call")
+        peak = reply.get("peak_rss_kb")
+        if isinstance(peak, int) and not isinstance(peak, bool):  # a figure to report, nothing more
+            self.peak_rss_kb = max(self.peak_rss_kb, peak)
         if not reply.get("ok"):
             del out  # a failure reply carries no value: let its buffers go at once
             raise failure_from_reply(reply)

@@ -30,25 +30,41 @@ import torch.nn.functional as F
 
 
 def _uniform_tokens(shape, vocab_size: int, generator, device) -> torch.Tensor:
-    # Draw on the generator's device (CPU in tests), then move: works for a model on the GPU too.
+    # Drawn where the generator lives (the model's device when the caller gives a generator there).
     gen_device = generator.device if generator is not None else device
     return torch.randint(0, vocab_size, shape, generator=generator, device=gen_device).to(device)
 
 
-def _sample(probs: torch.Tensor, generator) -> torch.Tensor:
-    """One token per position from probs (B, L, V), by inverting the CDF at a uniform draw."""
+def _sample(probs: torch.Tensor, generator, block: int = 512) -> torch.Tensor:
+    """One token per position from probs (B, L, V), by inverting the CDF at a uniform draw.
+
+    In two levels, so that no float64 copy of the vocabulary is made and float32 sums stay
+    accurate: first the block of `block` ids the draw falls in (cumulative sums of the block
+    masses, in float64: V / block values a position), then the id within that block."""
+    B, L, V = probs.shape
+    n_blocks = -(-V // block)
+    if n_blocks * block != V:  # a vocabulary that is not a multiple of the block: pad with zeros
+        probs = F.pad(probs, (0, n_blocks * block - V))
+    blocks = probs.view(B, L, n_blocks, block)
+    mass = blocks.sum(-1, dtype=torch.float64)
+    cdf = mass.cumsum(-1)
     gen_device = generator.device if generator is not None else probs.device
-    u = torch.rand(probs.shape[:-1], generator=generator, device=gen_device, dtype=torch.float64)
-    cdf = probs.double().cumsum(-1)
-    token = (cdf < u.to(probs.device).unsqueeze(-1) * cdf[..., -1:]).sum(-1)
-    return token.clamp_(max=probs.shape[-1] - 1)
+    u = torch.rand((B, L), generator=generator, device=gen_device, dtype=torch.float64).to(probs.device)
+    target = u * cdf[..., -1]
+    k = (cdf < target[..., None]).sum(-1).clamp_(max=n_blocks - 1)
+    inside = blocks.gather(2, k[..., None, None].expand(B, L, 1, block))[:, :, 0].double().cumsum(-1)
+    rest = target - (cdf.gather(-1, k[..., None]) - mass.gather(-1, k[..., None]))[..., 0]
+    j = (inside < rest[..., None]).sum(-1).clamp_(max=block - 1)
+    return (k * block + j).clamp_(max=V - 1)
 
 
-def _entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy in nats of softmax(logits) over the last axis."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
+def _entropy_and_probs(processed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(entropy in nats (B, L), probabilities (B, L, V)) of softmax(processed), in one pass."""
+    logp = torch.log_softmax(processed, dim=-1)
+    probs = logp.exp()
     # clamp: a token ruled out with -inf would give 0 * -inf = NaN
-    return -(logp.exp() * logp.clamp(min=torch.finfo(logp.dtype).min)).sum(-1)
+    entropy = -torch.linalg.vecdot(probs, logp.clamp_(min=torch.finfo(logp.dtype).min))
+    return entropy, probs
 
 
 @torch.no_grad()
@@ -107,12 +123,17 @@ def generate(
             position_ids=torch.arange(cached, cached + n, device=device).unsqueeze(0),
         )
         cached += n
-        decoder_mask = F.pad(attention_mask, (0, L), value=True)  # the canvas sees itself fully
+        canvas = _uniform_tokens((B, L), V, generator, device)
+        # The canvas sees itself fully. The model's 4D masks are built once per canvas, not per pass.
+        decoder_mask = model.model.decoder.create_diffusion_decoder_attention_mask(
+            config=model.config, inputs_embeds=canvas.unsqueeze(-1), past_key_values=cache,
+            decoder_attention_mask=F.pad(attention_mask, (0, L), value=True))
         decoder_positions = torch.arange(cached, cached + L, device=device).unsqueeze(0)
 
-        canvas = _uniform_tokens((B, L), V, generator, device)
         argmax_canvas = canvas
-        sc_logits = None
+        sc_logits = None  # passed to the model in its own dtype, as transformers does
+        processed = None
+        mean_entropy = torch.zeros(B, device=device)
         stopped = torch.zeros(B, dtype=torch.bool, device=device)
         history = None  # the last `stability_threshold` argmax canvases, oldest first
 
@@ -121,24 +142,27 @@ def generate(
             logits = model(decoder_input_ids=canvas, past_key_values=cache, self_conditioning_logits=sc_logits,
                            decoder_attention_mask=decoder_mask, decoder_position_ids=decoder_positions).logits
             temperature = t_min + (t_max - t_min) * cur_step / N
-            processed = logits.float() / temperature
-            probs = torch.softmax(processed, dim=-1)
+            new_processed = logits.float() / temperature
+            entropy, probs = _entropy_and_probs(new_processed)  # the entropy once a step
             sampled = _sample(probs, generator)
-            new_argmax = processed.argmax(-1)
+            del logits, probs  # the next pass's take their place
+            new_argmax = new_processed.argmax(-1)
 
             # Entropy-bounded acceptance: sorted ascending, accept while cumsum - current <= bound.
-            entropy = _entropy(processed)
             sorted_h, order = entropy.sort(dim=-1)
             keep_sorted = sorted_h.cumsum(-1) - sorted_h <= entropy_bound
             accepted = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
             # Renoise everything not accepted, even positions accepted at an earlier step.
             next_canvas = torch.where(accepted, sampled, _uniform_tokens((B, L), V, generator, device))
 
-            # Rows that stopped earlier are frozen: same canvas, argmax canvas and logits.
-            if stopped.any():
-                next_canvas = torch.where(stopped[:, None], canvas, next_canvas)
-                new_argmax = torch.where(stopped[:, None], argmax_canvas, new_argmax)
-                processed = torch.where(stopped[:, None, None], sc_logits, processed)
+            # Rows that stopped earlier are frozen: same canvas, argmax canvas, logits and entropy.
+            # (torch.where on every step: asking whether any row stopped would wait for the device.)
+            frozen = stopped[:, None]
+            next_canvas = torch.where(frozen, canvas, next_canvas)
+            new_argmax = torch.where(frozen, argmax_canvas, new_argmax)
+            if processed is not None:
+                new_processed = torch.where(frozen[..., None], processed, new_processed)
+            mean_entropy = torch.where(stopped, mean_entropy, entropy.mean(-1))
 
             # Adaptive stopping: stable (equal to each of the last k argmax canvases) and confident.
             if stability_threshold == 0:
@@ -148,20 +172,20 @@ def generate(
                     history = torch.full((stability_threshold, B, L), -1, dtype=torch.long, device=device)
                 stable = (history == new_argmax[None]).all(-1).all(0)
                 history = torch.cat([history[1:], new_argmax[None]])
-            confident = _entropy(processed).mean(-1) < confidence_threshold
-            stopped |= stable & confident
+            stopped |= stable & (mean_entropy < confidence_threshold)
 
-            canvas, argmax_canvas, sc_logits = next_canvas, new_argmax, processed
+            canvas, argmax_canvas, processed = next_canvas, new_argmax, new_processed
+            sc_logits = processed.to(model.dtype)
             if bool(stopped.all()):
                 break
 
         # Commit the argmax canvas, then the end-of-sequence bookkeeping.
-        committed = argmax_canvas.clone()
-        committed[finished] = pad  # rows that ended in an earlier canvas only get pad
+        # (torch.where, not boolean-index writes: those wait for the device to count the hits.)
+        committed = torch.where(finished[:, None], pad, argmax_canvas)  # rows that ended earlier: pad
         has_eos = torch.isin(committed, eos_ids)
         after_eos = has_eos.long().cumsum(-1) - has_eos.long() > 0  # strictly after the first eos
         newly = has_eos.any(-1) & ~finished
-        committed[newly[:, None] & after_eos] = pad
+        committed = torch.where(newly[:, None] & after_eos, pad, committed)
         finished |= newly
         sequences = torch.cat([sequences, committed], dim=-1)
         if bool(finished.all()):

@@ -59,10 +59,11 @@ def test_reference_matches_transformers_generate(ref, model, seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_tokens_per_forward_counts_the_model_passes(ref, model, seed):
     prompt = random_prompts(10 + seed, 1)
-    model.grader_clear_log()
+    model.grader_log_passes(True)
     seq, tpf = ref.generate(model, torch.tensor(prompt), max_new_tokens=32,
                             generator=torch.Generator().manual_seed(seed))
     passes = len(model.grader_take_log()["decoder"])
+    model.grader_log_passes(False)
     assert float(tpf[0]) == pytest.approx(int((seq[0, len(prompt[0]):] != 0).sum()) / passes)
 
 

@@ -59,20 +59,100 @@ def test_the_model_has_learned_the_language(model):
     assert right >= 0.9 * total, f"{right} of {total} answers right"
 
 
-def test_pass_log_counts_transformers_generate(model):
-    model.grader_clear_log()
+def test_pass_log_is_off_until_turned_on_and_counts_transformers_generate(model):
     ids = torch.tensor([count_example(0, 12)[0]])
+    torch.manual_seed(1)
+    model.generate(ids, max_new_tokens=24)
+    assert model.grader_take_log()["decoder"] == [], "the pass log records nothing unless the grader turns it on"
+    model.grader_log_passes(True)
     torch.manual_seed(1)
     out = model.generate(ids, max_new_tokens=24)
     log = model.grader_take_log()
+    model.grader_log_passes(False)
     n_canvases = (out.sequences.shape[1] - ids.shape[1]) // CANVAS_LENGTH
     assert log["encoder_tokens"] == [ids.shape[1]] + [CANVAS_LENGTH] * (n_canvases - 1)
     generated = int((out.sequences[0, ids.shape[1]:] != PAD).sum())
     assert generated / len(log["decoder"]) == pytest.approx(float(out.tokens_per_forward[0]))
     first = [d for d in log["decoder"] if d["after_encoder"] == 1]
     assert first[0]["sc"] is None and all(d["sc"] is not None for d in first[1:])
+    assert [d["step"] for d in first] == list(range(len(first)))
     assert first[0]["logits"].shape == (1, CANVAS_LENGTH, model.config.text_config.vocab_size)
-    assert model.grader_take_log() == {"encoder_tokens": [], "decoder": []}
+    assert not log["overflow"] and log["dropped"] == 0
+    assert model.grader_take_log()["decoder"] == []
+
+
+def decoder_passes(model, steps: int):
+    """The processed logits of `steps` decoder passes of one canvas, each self-conditioned on the
+    previous pass's logits / T, at the temperatures of the schedule (steps, 0.8, 0.4)."""
+    from transformers import DynamicCache
+
+    ids, mask = left_pad([copy_example([3, 1, 4])[0], count_example(2, 9)[0]])
+    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+    n = ids.shape[1]
+    model.model.encoder(input_ids=ids, attention_mask=mask, past_key_values=cache, position_ids=torch.arange(n)[None])
+    canvas = torch.randint(0, model.config.text_config.vocab_size, (2, CANVAS_LENGTH),
+                           generator=torch.Generator().manual_seed(3))
+    sc, out = None, []
+    for step in range(steps):
+        logits = model(decoder_input_ids=canvas, past_key_values=cache, self_conditioning_logits=sc,
+                       decoder_attention_mask=torch.nn.functional.pad(mask, (0, CANVAS_LENGTH), value=True),
+                       decoder_position_ids=torch.arange(n, n + CANVAS_LENGTH)[None]).logits
+        sc = logits / (0.4 + 0.4 * (steps - step) / steps)
+        out.append((canvas.clone(), sc))
+        canvas = sc.argmax(-1)
+    return out
+
+
+@torch.no_grad()
+def test_pass_log_summarises_each_pass_at_its_temperature(model):
+    """Per pass: the canvas in, the columns `cols` of the self-conditioning logits in and of the
+    logits out, and the entropy, argmax and top probability of softmax(logits / T) at that pass's
+    step of the schedule the grader gave."""
+    model.grader_log_passes(True, budget_bytes=1 << 20, max_denoising_steps=3, t_max=0.8, t_min=0.4)
+    passes = decoder_passes(model, 3)
+    log = model.grader_take_log()
+    model.grader_log_passes(False)
+    assert log["encoder_tokens"] == [log["encoder_tokens"][0]] and len(log["decoder"]) == 3
+    cols = log["cols"]
+    assert torch.equal(cols, torch.arange(model.config.text_config.vocab_size))
+    for step, (entry, (canvas, processed)) in enumerate(zip(log["decoder"], passes)):
+        temperature = 0.4 + 0.4 * (3 - step) / 3
+        assert entry["canvas"].device.type == "cpu" and torch.equal(entry["canvas"], canvas)
+        assert torch.allclose(entry["logits"], processed[..., cols] * temperature, atol=1e-5)
+        logp = torch.log_softmax(processed.double(), -1)
+        assert torch.allclose(entry["entropy"].double(), -(logp.exp() * logp).sum(-1), atol=1e-4)
+        assert torch.equal(entry["argmax"], processed.argmax(-1))
+        assert torch.allclose(entry["p_max"].double(), logp.exp().max(-1).values, atol=1e-5)
+        if step:
+            assert torch.allclose(entry["sc"], passes[step - 1][1][..., cols], atol=1e-5)
+
+
+@torch.no_grad()
+def test_pass_log_of_a_large_vocabulary_keeps_a_slice_of_the_columns(model, monkeypatch):
+    """With more ids than `max_columns`, logits are kept at evenly spread columns only."""
+    monkeypatch.setattr(type(model.grader_log), "max_columns", 8)
+    model.grader_log_passes(True, max_denoising_steps=2)
+    passes = decoder_passes(model, 2)
+    log = model.grader_take_log()
+    model.grader_log_passes(False)
+    cols = log["cols"]
+    assert len(cols) == 8 and int(cols[0]) == 0 and int(cols[-1]) == model.config.text_config.vocab_size - 1
+    assert log["decoder"][1]["sc"].shape == (2, CANVAS_LENGTH, 8)
+    assert torch.allclose(log["decoder"][1]["sc"], passes[0][1][..., cols], atol=1e-5)
+
+
+@torch.no_grad()
+def test_pass_log_over_its_budget_says_so(model):
+    """A budget of about two passes: the third and later are dropped, and the log says how many."""
+    model.grader_log_passes(True, budget_bytes=1 << 20, max_denoising_steps=4)
+    decoder_passes(model, 1)
+    per_pass = model.grader_log.used
+    model.grader_log_passes(True, budget_bytes=2 * per_pass + per_pass // 2, max_denoising_steps=4)
+    decoder_passes(model, 4)
+    log = model.grader_take_log()
+    model.grader_log_passes(False)
+    assert len(log["decoder"]) == 2 and log["overflow"] and log["dropped"] == 2
+    assert not model.grader_take_log()["overflow"], "take() starts a fresh log"
 
 
 def test_loader_refuses_a_missing_folder(tmp_path):
@@ -141,15 +221,30 @@ def test_training_step_runs_and_learns_something():
     assert 0 < loss < 4.0
 
 
-def test_left_to_right_baseline_is_one_token_per_pass(model):
+@torch.no_grad()
+def test_autoregressive_baseline_is_one_token_per_pass_with_a_kv_cache(model):
+    """The benchmark's baseline: each pass encodes one new token against the cache of everything
+    before it, and picks the same greedy token as re-encoding the whole prefix without a cache."""
     bench = load_script("bench_capstone")
-    prompt, answer = copy_example([2, 7, 1])
-    ids, mask = left_pad([prompt])
-    seq, tpf = bench.left_to_right(model, ids, mask, 16)
-    assert seq[0, len(prompt):].tolist() == answer + [PAD] * (CANVAS_LENGTH - len(answer))
-    assert float(tpf[0]) == 1.0
-    prompts = [copy_example([4, 4, 9])[0], count_example(0, 20)[0]]
-    ids, mask = left_pad(prompts)
-    seq, tpf = bench.left_to_right(model, ids, mask, 2 * CANVAS_LENGTH)
-    assert seq[1, ids.shape[1]:ids.shape[1] + 21].tolist() == count_example(0, 20)[1]
-    assert tpf.tolist() == [1.0, 1.0]
+    ids, mask = left_pad([copy_example([2, 7, 1])[0], count_example(0, 5)[0]])
+    shapes = []
+    hook = model.model.encoder.register_forward_pre_hook(lambda m, a, kw: shapes.append(kw["input_ids"].shape[1]),
+                                                         with_kwargs=True)
+    try:
+        seq, tpf = bench.autoregressive(model, ids, mask, 6)
+    finally:
+        hook.remove()
+    generated = seq.shape[1] - ids.shape[1]
+    assert shapes == [ids.shape[1]] + [1] * (generated - 1), "the prompt once, then one token a pass"
+    eos = torch.tensor([model.generation_config.eos_token_id]).flatten()
+    done = torch.zeros(2, dtype=torch.bool)
+    prefix, full_mask = ids, mask
+    for k in range(generated):  # the same greedy tokens, from the whole prefix each time
+        hidden = model.model.encoder(input_ids=prefix, attention_mask=full_mask,
+                                     position_ids=torch.arange(prefix.shape[1])[None]).last_hidden_state[:, -1]
+        want = torch.where(done, PAD, bench.softcapped(model, model.lm_head(hidden)).argmax(-1))
+        assert torch.equal(seq[:, ids.shape[1] + k], want), f"token {k}"
+        done |= torch.isin(want, eos)
+        prefix = torch.cat([prefix, want[:, None]], dim=1)
+        full_mask = torch.cat([full_mask, torch.ones(2, 1, dtype=torch.bool)], dim=1)
+    assert tpf.shape == (2,) and bool((tpf > 0).all())
