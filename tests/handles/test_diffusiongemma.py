@@ -207,7 +207,10 @@ def test_grading_a_gpu_problem_without_a_gpu_is_a_loud_grader_error(tmp_path):
         grade(pdir, pdir.solution_file)
     toml.write_text(toml.read_text().replace("cpu_fallback = false", "cpu_fallback = true"))
     result = Catalogue(tmp_path).get("418")
-    assert grade(result, result.starter).device == "cpu"  # allowed, and said
+    graded = grade(result, result.starter)
+    assert graded.device == "cpu"  # allowed, and said
+    # the worker's peak memory is reported (its process holds torch and the model: well above 100 MB)
+    assert graded.timing["peak_memory_mb"] > 100
 
 
 def test_training_step_runs_and_learns_something():
