@@ -44,7 +44,9 @@ def test_reference_of_418_earns_full_marks_on_the_real_shape(real_shape, tmp_pat
     """The same path as `grader submit 418 solutions/418-full-inference/solution.py`. About 90 s
     on one busy CPU (most of it in decoder passes over a 262,144-id vocabulary)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADER_DIFFUSIONGEMMA_PATH": str(real_shape),
-           "GRADER_DATA_DIR": str(tmp_path / "data")}
+           "GRADER_DATA_DIR": str(tmp_path / "data"),
+           # 418's limits fit the tiny model; this shape on a CPU takes seconds a decoder pass
+           "GRADER_LIMITS": "time_s=120,total_s=600"}
     env.pop("GRADER_DB_URL", None)
     proc = subprocess.run([sys.executable, "-m", "runner.cli", "submit", "418",
                            str(ROOT / "solutions" / "418-full-inference" / "solution.py"), "--json"],
