@@ -830,6 +830,27 @@ def test_accepted_positions_are_draws_from_the_tempered_distribution(wide):
          "acceptance rule, and that an accepted position takes the sampled token)")
 
 
+@pytest.fixture(scope="session")
+def zero_bound(submission):
+    """A bound of 0, cool temperatures, and rows that never stop: each step accepts only the
+    surest position(s) of a row, which the model is nearly certain of."""
+    return run_unchecked(submission, MIXED * 4, 21, max_new_tokens=L, entropy_bound=0.0, confidence_threshold=0.0,
+                         max_denoising_steps=6)
+
+
+@tiny_only
+def test_a_bound_of_zero_still_accepts_the_surest_position(zero_bound):
+    """`cumsum - entropy <= 0` holds for the lowest entropy of a row: one position is accepted at
+    every step, and it holds a draw from the tempered distribution (almost always its argmax here)."""
+    _, _, _, _, log, s = checked(zero_bound)
+    differs, expected = departures_from_argmax(log, s)
+    accepted = sum(int((c["accepted"][i] & active_rows(c, i)[:, None]).sum())
+                   for c in replay(log, s) for i in range(len(c["calls"]) - 1))
+    assert accepted >= 80, "expected one accepted position a row at each step"
+    assert plausible_count(differs, expected, ALPHA), \
+        "with an entropy bound of 0, the lowest-entropy position of a row is not kept as a draw (check the acceptance rule)"
+
+
 @tiny_only
 def test_sure_positions_take_their_token_up_to_the_last_id(submission):
     """Answers made of the last symbols of the vocabulary (..., y, z): where the tempered
