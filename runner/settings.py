@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     db_url: Optional[str] = Field(None, description="SQLAlchemy URL of the gradebook "
                                                     "(default: sqlite in the data folder)")
     backend: Literal["local", "docker"] = Field("local", description="sandbox a course worker grades with")
-    limits: str = Field("", description="overrides of every problem's [limits] on a course worker, "
+    limits: str = Field("", description="overrides of every problem's [limits] on a course worker and in grader submit, "
                                         "e.g. time_s=2,total_s=12")
     broker_url: str = Field("redis://127.0.0.1:6379/0", description="the Celery broker (Redis) of the course queue")
     visibility_timeout: int = Field(3600, gt=0, description="seconds before an unacknowledged job is "

@@ -163,17 +163,21 @@ def submit(ident: str = typer.Argument(..., metavar="ID"), file: Path = typer.Ar
                        ident, file, as_json)
         return
     from runner.records.gradebook import Gradebook
-    from runner.grading.lifecycle import submit as run_submit
+    from runner.grading.lifecycle import limits_from_settings, submit as run_submit
     from runner.grading.pipeline import GradingError
     from runner.records.results import to_exercism, to_gradescope
 
     pdir = problem_or_exit(ident)
+    try:
+        limits = limits_from_settings()
+    except ValueError as exc:
+        fail(str(exc))
     if backend not in ("local", "docker"):
         fail(f"--backend must be local or docker, not {backend!r}")
     with console.status(f"grading {file.name} on {pdir.key} ({backend} sandbox)...", spinner="dots") \
             if not as_json else contextlib.nullcontext():
         try:
-            result = run_submit(pdir, file, Gradebook(db), backend)
+            result = run_submit(pdir, file, Gradebook(db), backend, limits=limits)
         except GradingError as exc:
             fail(f"grading failed (the submission is stored, marked failed): {exc}", code=3)
     if as_json:

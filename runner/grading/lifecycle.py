@@ -24,6 +24,16 @@ from runner.sandbox.pool import SandboxPool
 log = logging.getLogger(__name__)
 
 
+def limits_from_settings() -> dict:
+    """$GRADER_LIMITS, e.g. `time_s=2,total_s=10`: overrides of every problem's [limits] wherever
+    this machine grades (a course may want shorter limits under load; a slow model longer ones)."""
+    from runner.problems.schema import parse_limit_overrides
+    from runner.settings import current
+
+    items = filter(None, (p.strip() for p in current().limits.split(",")))
+    return parse_limit_overrides(items, "GRADER_LIMITS")
+
+
 def store_submission(book: Gradebook, pdir: ProblemDir, path: Path, backend: str, user: str | None = None) -> int:
     """Store what was handed in (at most MAX_BYTES of it, with the full size and digest); its id."""
     raw = path.read_bytes() if path.is_file() else b""

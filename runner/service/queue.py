@@ -17,6 +17,7 @@ from pathlib import Path
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
+from runner.grading.lifecycle import limits_from_settings
 from runner.problems.catalogue import Catalogue
 from runner.records.gradebook import FINAL, Gradebook
 from runner.sandbox.pool import SandboxPool
@@ -49,15 +50,6 @@ def make_celery() -> Celery:
 
 celery_app = make_celery()
 _pool: SandboxPool | None = None  # this grading worker's started sandboxes (one per process)
-
-
-def limits_from_settings() -> dict:
-    """$GRADER_LIMITS, e.g. `time_s=2,total_s=10`: overrides of every problem's [limits] on this
-    worker (a course may want shorter limits under load; the load test uses it for hanging code)."""
-    from runner.problems.schema import parse_limit_overrides
-
-    items = filter(None, (p.strip() for p in current_settings().limits.split(",")))
-    return parse_limit_overrides(items, "GRADER_LIMITS")
 
 
 def queue_for(problem_key: str) -> str:

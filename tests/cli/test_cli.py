@@ -178,3 +178,10 @@ def test_a_file_that_cannot_be_graded_is_one_invalid_verdict(tmp_path):
     assert len(record["tests"]) == 1 and "syntax error at line 1" in record["tests"][0]["message"]
     history = json.loads(grader_cli("results", "--json", env=env).stdout)
     assert [h["status"] for h in history] == ["invalid"]
+
+
+def test_submit_refuses_a_misspelt_grader_limits(tmp_path):
+    # GRADER_LIMITS changes every problem's limits for `grader submit` as for a worker: a typo stops it
+    out = grader_cli("submit", "413", str(ROOT / "solutions" / "413-forward-process" / "solution.py"),
+                     env={"GRADER_LIMITS": "tme_s=3"})
+    assert out.returncode != 0 and "GRADER_LIMITS: no limit named 'tme_s'" in out.stderr, out.stderr
