@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     db_url: Optional[str] = Field(None, description="SQLAlchemy URL of the gradebook "
                                                     "(default: sqlite in the data folder)")
     backend: Literal["local", "docker"] = Field("local", description="sandbox a course worker grades with")
+    zygote: bool = Field(True, description="start each local sandbox by forking a process that has imported the "
+                                           "frameworks once (0: every sandbox starts its own interpreter)")
     limits: str = Field("", description="overrides of every problem's [limits] on a course worker and in grader submit, "
                                         "e.g. time_s=2,total_s=12")
     broker_url: str = Field("redis://127.0.0.1:6379/0", description="the Celery broker (Redis) of the course queue")

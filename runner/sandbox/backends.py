@@ -11,14 +11,20 @@ runner/sandbox/docker/Dockerfile.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner.settings import current as current_settings
+
 from .cgroups import SandboxCgroups, cgroup_files, join_then_exec
+
+log = logging.getLogger(__name__)
 
 SANDBOX_LIB = "/sandbox/lib"
 SANDBOX_SUBMISSION = "/sandbox/submission"
@@ -39,6 +45,26 @@ class LaunchSpec:
     assets: dict[str, Path] = field(default_factory=dict)  # name -> host path, mounted read-only
     protected: list[Path] = field(default_factory=list)  # must never be visible inside
     cuda: bool = False
+
+
+# The environment inside every sandbox (nothing of the grader's own).
+SANDBOX_ENV = {"PYTHONPATH": SANDBOX_LIB, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
+               "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+
+
+def popen(cmd: list[str]) -> subprocess.Popen:
+    """Start a sandboxed process with the pipes the wire protocol runs over, in a session of its own."""
+    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, bufsize=0)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 def child_args(limits: dict, python: str, cuda: bool = False) -> list[str]:
@@ -101,8 +127,8 @@ class LocalBackend:
             out.append(r)
         return out
 
-    def command(self, spec: LaunchSpec) -> list[str]:
-        """The bwrap command line that starts the sandboxed process for `spec`."""
+    def sandbox_args(self, spec: LaunchSpec) -> list[str]:
+        """bubblewrap's options for the sandbox of `spec`, up to the command it runs."""
         self.check()
         args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid",
                 "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -147,15 +173,37 @@ class LocalBackend:
         if spec.cuda:
             for dev in gpu_device_nodes():
                 args += ["--dev-bind", str(dev), f"/dev/{dev.name}"]
-        args += ["--chdir", "/tmp", "--clearenv", "--setenv", "PYTHONPATH", SANDBOX_LIB,
-                 "--setenv", "HOME", "/tmp", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-                 "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "HF_HUB_OFFLINE", "1",
-                 "--setenv", "PATH", "/usr/bin:/bin"]
-        args += ["--"] + child_args({**spec.limits, "uid": sandbox_uid()}, sys.executable, spec.cuda)
+        args += ["--chdir", "/tmp", "--clearenv"]
+        for name, value in SANDBOX_ENV.items():
+            args += ["--setenv", name, value]
+        return args
+
+    def command(self, spec: LaunchSpec) -> list[str]:
+        """The command that starts the sandboxed process for `spec` (bubblewrap, in cgroups of its own)."""
+        args = self.sandbox_args(spec) + ["--"] + child_args({**spec.limits, "uid": sandbox_uid()},
+                                                             sys.executable, spec.cuda)
+        return self._in_cgroups(spec, args)[0]
+
+    def _in_cgroups(self, spec: LaunchSpec, args: list[str]) -> tuple[list[str], list[Path]]:
+        """`args` started inside new cgroups with the limits of `spec` (where the host allows them),
+        and the cgroup.procs files of those cgroups."""
         if not self.cgroups.available:
-            return args
+            return args, []
         procs = self.cgroups.create(spec.limits["memory_mb"], spec.limits["processes"])
-        return join_then_exec(procs, args)
+        return join_then_exec(procs, args), procs
+
+    def launch(self, spec: LaunchSpec):
+        """Start the sandboxed process: forked from this grader's zygote when it can be (a problem on
+        the CPU, GRADER_ZYGOTE on), else a fresh interpreter inside bubblewrap. Popen-like either way."""
+        if spec.cuda or not current_settings().zygote:
+            return popen(self.command(spec))
+        from .zygote import ZygoteUnavailable, start_in_zygote
+
+        try:
+            return start_in_zygote(self, spec)
+        except ZygoteUnavailable as exc:
+            _warn_once(f"starting sandboxes without a zygote (each imports its frameworks itself): {exc}")
+            return popen(self.command(spec))
 
     def stop(self, proc) -> None:
         """Remove the cgroups of a sandboxed process that has ended."""

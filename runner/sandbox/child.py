@@ -15,6 +15,7 @@ Responses: {"ok": true, "value"} or {"ok": false, "kind", "type", "message", "fr
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import inspect
 import json
@@ -28,6 +29,7 @@ from typing import NoReturn
 from runner.sandbox import wire
 from runner.sandbox.imports import ImportGuard, NotAllowed, install_guard
 
+PR_CAPBSET_DROP = 24
 MEMORY_HINTS = ("not enough memory", "can't allocate memory", "cannot allocate memory", "bad_alloc",
                 "out of memory")
 
@@ -51,8 +53,6 @@ def deny_syscalls() -> None:
     """Install the seccomp filter (libseccomp): DENIED_SYSCALLS fail with EPERM, and so does a
     clone into new namespaces. clone3 passes its flags in memory a filter cannot read, so it
     answers ENOSYS, and the C library falls back to clone, whose flags it can."""
-    import errno
-
     import pyseccomp as seccomp
 
     rules = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
@@ -72,6 +72,7 @@ def apply_limits(limits: dict) -> None:
     drop root, to a uid of its own: processes are counted per uid, so sandboxes graded at the same
     time must not share one count."""
     mb = 1 << 20
+    drop_bounding_set()
     # On the GPU there is no address-space limit: a CUDA context and a memory-mapped checkpoint
     # reserve far more address space than they use. Memory is bounded there by the sandbox's
     # memory cgroup (or the container's limit) and by the device itself.
@@ -94,6 +95,28 @@ def apply_limits(limits: dict) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+    drop_capabilities()
+
+
+def drop_capabilities() -> None:
+    """Keep no capability, also where the process joined the sandbox's user namespace (a fork of the
+    zygote, which holds every capability there) rather than being started in it by bubblewrap."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
+        raise OSError(ctypes.get_errno(), "dropping capabilities failed")
+
+
+def drop_bounding_set() -> None:
+    """Empty the capability bounding set where this process may (bubblewrap's own process has done so)."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    for cap in range(64):
+        if prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == errno.EINVAL:
+            break  # past the last capability this kernel knows
 
 
 def grant_cpu(cpu_s: int) -> None:
@@ -276,9 +299,14 @@ def check_signature(module, spec: dict) -> str | None:
 
 
 def main() -> None:
+    """`python -m runner.sandbox.child LIMITS_JSON`: run() in a fresh interpreter."""
+    run(json.loads(sys.argv[1]))
+
+
+def run(limits: dict) -> None:
     """Start up (limits, frameworks, seccomp), then serve requests on the pipes until the grader
-    closes them: through a fork server (runner.sandbox.forkserver) unless `limits["fork"]` is off."""
-    limits = json.loads(sys.argv[1])
+    closes them: through a fork server (runner.sandbox.forkserver) unless `limits["fork"]` is off.
+    A process forked from a zygote (runner.sandbox.zygote) has its frameworks imported already."""
     fd_in, fd_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

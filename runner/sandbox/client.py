@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable, ContextManager
 
 from . import wire
-from .backends import SANDBOX_SUBMISSION, LaunchSpec, SandboxUnavailable
+from .backends import SANDBOX_SUBMISSION, LaunchSpec, SandboxUnavailable, popen
 from .failures import (SolverCrashed, SolverFailure, SolverMemory, SolverTimeout, SubmissionInvalid,
                        failure_from_reply)
 
@@ -73,9 +73,8 @@ class SandboxClient:
     # ------------------------------------------------------------ life cycle
     def start(self) -> None:
         """Launch the sandboxed process; returns at once, so its start-up overlaps the caller's work."""
-        cmd = self.backend.command(self.spec)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True, bufsize=0)
+        launch = getattr(self.backend, "launch", None)
+        self.proc = launch(self.spec) if launch else popen(self.backend.command(self.spec))
         os.set_blocking(self.proc.stdin.fileno(), False)
         self.generation += 1
         log.debug("started sandboxed process %d (generation %d, %s backend)", self.proc.pid, self.generation,

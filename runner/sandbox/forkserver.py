@@ -35,6 +35,7 @@ import socket
 from runner.sandbox import wire
 
 PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
 
 
 class Relay:
@@ -233,19 +234,24 @@ def exit_status(status: int) -> dict:
 
 def kill_strays() -> None:
     """Kill every process in the sandbox but this one and its ancestors: what the solver's code
-    started and detached (a new session escapes a process-group kill) must not outlive its child."""
+    started and detached (a new session escapes a process-group kill) must not outlive its child.
+    This process is the sandbox's subreaper, so the orphans are its to reap: it waits for them
+    all, and looks again for any that a dying process forked meanwhile."""
     keep = {os.getpid(), os.getppid(), 1}
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) not in keep:
+    for _ in range(20):
+        strays = [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) not in keep]
+        if not strays:
+            return
+        for pid in strays:
             try:
-                os.kill(int(name), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
+        try:
+            while os.waitpid(-1, 0):
+                pass
+        except ChildProcessError:
             pass
-    except ChildProcessError:
-        pass
 
 
 def can_fork() -> bool:
@@ -259,8 +265,12 @@ def can_fork() -> bool:
 
 
 def not_dumpable() -> None:
-    """Keep the child (same uid) out of the parent's memory through /proc, whatever it tries."""
+    """Keep the child (same uid) out of the parent's memory through /proc, whatever it tries, and
+    make the parent the reaper of the processes its children orphan (pid 1 of a sandbox forked from
+    a zygote is a placeholder that never reaps), which kill_strays then waits for."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass

@@ -1,0 +1,405 @@
+"""A template process per set of frameworks: the interpreter starts and torch is imported once per
+grader, not once per submission (importing torch costs about 2.4 s of CPU; a fork costs milliseconds).
+
+bubblewrap still builds every sandbox (namespaces, mounts, the private /tmp, /dev), around a
+placeholder process (`sleep`, pid 1 of the sandbox). The grader then asks its zygote for the
+sandboxed process: the zygote forks; the fork joins the sandbox's cgroups and namespaces (setns),
+forks once more so that the new process lives in the sandbox's pid namespace, and that process
+becomes what `python -m runner.sandbox.child` started by bubblewrap would be: the same environment,
+rlimits, uid, dropped capabilities, seccomp filter and fork server, one submission only.
+
+The zygote never runs the solver's code, never initialises CUDA (a problem on the GPU starts its
+process the old way) and holds nothing secret: it is the interpreter with its frameworks imported.
+It runs outside every sandbox, in a session of its own, and exits when its grader closes the socket.
+
+Protocol (one SOCK_SEQPACKET socket, one JSON message per packet):
+  grader -> zygote  {"id", "holder": PID, "limits", "env", "cgroups": [...]} with 3 fds attached:
+                    the sandboxed process's stdin, stdout and stderr
+  zygote -> grader  {"ready": true} once, then {"id", "pid"} or {"id", "error"} per request, and
+                    {"id", "exit": RETURNCODE} when that process ends (negative: the signal).
+"""
+from __future__ import annotations
+
+import ctypes
+import itertools
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Joined in this order: the user namespace first (it grants the rights to join the others), the
+# mount namespace last (after it, /proc is the sandbox's and the placeholder's files are gone).
+NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt")
+PR_SET_CHILD_SUBREAPER = 36
+PACKET = 1 << 16
+SETUP_S = 10.0
+
+
+class ZygoteUnavailable(RuntimeError):
+    """No zygote could start or serve here; the sandbox starts its interpreter itself instead."""
+
+
+# ---------------------------------------------------------------- the zygote process
+def serve(control: socket.socket, preload: list[str]) -> None:
+    """Import what every sandboxed process needs, then fork one for each request until the grader
+    closes the socket."""
+    for name in preload:
+        __import__(name)
+    import pyseccomp  # noqa: F401 - the seccomp filter's library, loaded once here
+
+    from runner.sandbox import child, forkserver  # noqa: F401 - the sandboxed process's code
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # the processes forked for requests become ours to reap
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    _send(control, {"ready": True})
+    running: dict[int, object] = {}  # pid of a sandboxed process -> its request id
+    while True:
+        ready, _, _ = select.select([control, wake_r], [], [])
+        if control in ready:
+            message, fds, _, _ = socket.recv_fds(control, PACKET, 3)
+            if not message:
+                return
+            request = json.loads(message)
+            try:
+                pid = _spawn(request, fds)
+                running[pid] = request["id"]
+                _send(control, {"id": request["id"], "pid": pid})
+            except ZygoteUnavailable as exc:
+                _send(control, {"id": request["id"], "error": str(exc)})
+        if wake_r in ready:
+            while True:
+                try:
+                    os.read(wake_r, 4096)
+                except BlockingIOError:
+                    break
+        _reap(control, running)
+
+
+def _send(control: socket.socket, message: dict) -> None:
+    control.send(json.dumps(message).encode())
+
+
+def _reap(control: socket.socket, running: dict) -> None:
+    """Tell the grader of every sandboxed process that has ended."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if pid in running:
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.waitstatus_to_exitcode(status)
+            _send(control, {"id": running.pop(pid), "exit": code})
+
+
+def _spawn(request: dict, fds: list[int]) -> int:
+    """Fork the process for one request into its sandbox; its pid (in this pid namespace)."""
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(report_r)
+        try:
+            _enter(request, fds, report_w)
+        except BaseException as exc:  # noqa: BLE001 - told to the grader, never raised here
+            os.write(report_w, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+        os._exit(1)
+    os.close(report_w)
+    for fd in fds:
+        os.close(fd)
+    try:
+        report = _read_all(report_r, SETUP_S)
+    finally:
+        os.close(report_r)
+        os.waitpid(pid, 0)
+    try:
+        answer = json.loads(report)
+    except ValueError:
+        answer = {"error": "the process being set up ended without a word"}
+    if "pid" not in answer:
+        raise ZygoteUnavailable(f"joining the sandbox failed: {answer.get('error')}")
+    return int(answer["pid"])
+
+
+def _enter(request: dict, fds: list[int], report_w: int) -> None:
+    """In the fork: join the sandbox, fork the sandboxed process inside it, report its pid, exit."""
+    # Nothing of the zygote's signal handling: its wake-up fd's number may be reused by the protocol's pipe.
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _close_all_but({*fds, report_w})
+    for procs in request.get("cgroups", []):  # the sandbox's memory and pids limits, from the start
+        Path(procs).write_text(str(os.getpid()))
+    holder = int(request["holder"])
+    joins = []
+    for ns in NAMESPACES:
+        theirs = f"/proc/{holder}/ns/{ns}"
+        if os.path.exists(theirs) and os.readlink(theirs) != os.readlink(f"/proc/self/ns/{ns}"):
+            joins.append((ns, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)))
+    libc = ctypes.CDLL(None, use_errno=True)
+    for ns, fd in joins:
+        if libc.setns(fd, 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"joining the sandbox's {ns} namespace: {os.strerror(err)}")
+        os.close(fd)
+    pid = os.fork()  # the pid namespace applies to children only
+    if pid == 0:
+        os.close(report_w)
+        _become_sandboxed(request, fds)
+    os.write(report_w, json.dumps({"pid": pid}).encode())
+    os._exit(0)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the descriptor of the listing itself
+
+
+def _become_sandboxed(request: dict, fds: list[int]) -> None:
+    """What bubblewrap and `python -m runner.sandbox.child` would have done, then serve; never returns."""
+    try:
+        os.setsid()  # as bubblewrap's --new-session: no terminal to push input into
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir("/tmp")
+        os.environ.clear()
+        os.environ.update(request["env"])
+        _imports_from_sandbox(request["env"]["PYTHONPATH"])
+        from runner.sandbox import child
+
+        child.run(request["limits"])
+    finally:
+        os._exit(0)
+
+
+def _imports_from_sandbox(lib: str) -> None:
+    """Point later imports at the sandbox's copy of `runner` (the host's checkout is not mounted)."""
+    import importlib
+
+    host = str(Path(__file__).resolve().parent.parent)
+    sys.path[:] = [lib] + [p for p in sys.path if p and os.path.isdir(p) and p != str(Path(host).parent)]
+    for name, module in list(sys.modules.items()):
+        if (name == "runner" or name.startswith("runner.")) and hasattr(module, "__path__"):
+            module.__path__[:] = [p.replace(host, f"{lib}/runner", 1) for p in module.__path__]
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+
+
+# ---------------------------------------------------------------- the grader's side
+class ZygoteProc:
+    """What a client holds for a sandboxed process forked by a zygote, with the interface of the
+    `subprocess.Popen` it replaces: `pid` and `args` are the placeholder's (killing its session ends
+    the sandbox, and the backend's clean-up reads its command), the pipes and the return code are
+    the sandboxed process's."""
+
+    def __init__(self, holder: subprocess.Popen, stdin, stdout, stderr):
+        self.holder = holder
+        self.pid, self.args = holder.pid, holder.args
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self._status: int | None = None
+        self._ended = threading.Event()
+
+    def ended(self, status: int) -> None:
+        """The sandboxed process has ended: end its sandbox too."""
+        try:
+            os.killpg(self.holder.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.holder.wait()
+        self._status = status
+        self._ended.set()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._status if self._ended.is_set() else None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self._status
+
+
+class Zygote:
+    """The grader's handle on one zygote process and the sandboxed processes it forked."""
+
+    def __init__(self, preload: tuple[str, ...], env: dict[str, str]):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock = ours
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runner.sandbox.zygote", json.dumps(list(preload)), str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], env=env, cwd="/", stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        theirs.close()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._answers: dict[int, dict] = {}
+        self._procs: dict[int, ZygoteProc] = {}
+        self._changed = threading.Condition(self._lock)
+        self._ready = False
+        self.alive = True
+        threading.Thread(target=self._listen, daemon=True, name="zygote-listener").start()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the zygote has imported its frameworks; ZygoteUnavailable if it never does."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._ready or not self.alive, timeout) or not self._ready:
+                raise ZygoteUnavailable("the zygote did not start")
+
+    def spawn(self, holder: subprocess.Popen, holder_pid: int, request: dict, timeout: float = 60) -> ZygoteProc:
+        """The sandboxed process of the sandbox around `holder_pid`, forked from this zygote."""
+        self.wait_ready(timeout)
+        (in_r, in_w), (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe(), os.pipe()
+        proc = ZygoteProc(holder, os.fdopen(in_w, "wb", buffering=0), os.fdopen(out_r, "rb", buffering=0),
+                          os.fdopen(err_r, "rb", buffering=0))
+        rid = next(self._ids)
+        with self._lock:
+            self._procs[rid] = proc
+        try:
+            socket.send_fds(self.sock, [json.dumps({"id": rid, "holder": holder_pid, **request}).encode()],
+                            [in_r, out_w, err_w])
+        except OSError as exc:
+            raise ZygoteUnavailable(f"the zygote is gone ({exc})") from None
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+        with self._changed:
+            self._changed.wait_for(lambda: rid in self._answers or not self.alive, timeout)
+            answer = self._answers.pop(rid, {"error": "the zygote did not answer"})
+        if "pid" not in answer:
+            with self._lock:
+                self._procs.pop(rid, None)
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                stream.close()
+            raise ZygoteUnavailable(str(answer.get("error")))
+        return proc
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(PACKET)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            message = json.loads(data)
+            if "exit" in message:
+                with self._lock:
+                    proc = self._procs.pop(message["id"], None)
+                if proc is not None:
+                    proc.ended(int(message["exit"]))
+                continue
+            with self._changed:
+                if message.get("ready"):
+                    self._ready = True
+                else:
+                    self._answers[message["id"]] = message
+                self._changed.notify_all()
+        # The zygote is gone: what it forked still lives in its sandboxes until those end.
+        with self._changed:
+            self.alive = False
+            self._changed.notify_all()
+            orphans, self._procs = list(self._procs.values()), {}
+        for proc in orphans:
+            threading.Thread(target=_end_when_holder_ends, args=(proc,), daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _end_when_holder_ends(proc: ZygoteProc) -> None:
+    # Without its zygote no exit status will come: the sandbox's end (the grader killing it) is the process's.
+    rc = proc.holder.wait()
+    proc.ended(rc if rc is not None else -signal.SIGKILL)
+
+
+# The sandbox's pid 1 while the zygote's fork joins it: it says when bubblewrap has built it, then waits.
+HOLDER = ["/bin/sh", "-c", "echo ready && exec sleep infinity"]
+
+
+def start_in_zygote(backend, spec) -> ZygoteProc:
+    """Build the sandbox of `spec` around a placeholder and fork its process from this grader's
+    zygote; ZygoteUnavailable (and nothing left behind) when either cannot be done."""
+    from .backends import RUNNER_DIR, SANDBOX_ENV, sandbox_uid
+
+    limits = {**spec.limits, "uid": sandbox_uid(), "fork": True, "cuda": False}
+    zygote = zygote_for(tuple(limits.get("preload", [])), {**SANDBOX_ENV, "PYTHONPATH": str(RUNNER_DIR.parent)})
+    info_r, info_w = os.pipe()
+    args = backend.sandbox_args(spec) + ["--as-pid-1", "--info-fd", str(info_w), "--", *HOLDER]
+    cmd, procs = backend._in_cgroups(spec, args)
+    holder = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              pass_fds=[info_w], start_new_session=True)
+    os.close(info_w)
+    try:
+        pid = json.loads(_read_all(info_r, SETUP_S) or b"{}").get("child-pid")
+        ready = select.select([holder.stdout], [], [], SETUP_S)[0] and holder.stdout.readline()
+        if not pid or ready != b"ready\n":
+            raise ZygoteUnavailable("bubblewrap did not build the sandbox")
+        holder.stdout.close()
+        return zygote.spawn(holder, int(pid), {"limits": limits, "env": SANDBOX_ENV,
+                                               "cgroups": [str(p) for p in procs]})
+    except BaseException:
+        try:
+            os.killpg(holder.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        holder.wait()
+        backend.stop(holder)
+        raise
+    finally:
+        os.close(info_r)
+
+
+def _read_all(fd: int, timeout: float) -> bytes:
+    data = b""
+    while select.select([fd], [], [], timeout)[0] and (chunk := os.read(fd, 4096)):
+        data += chunk
+    return data
+
+
+_zygotes: dict[tuple[str, ...], Zygote] = {}
+_zygotes_lock = threading.Lock()
+
+
+def zygote_for(preload: tuple[str, ...], env: dict[str, str]) -> Zygote:
+    """This process's zygote for `preload` (started on first use, and again if it died)."""
+    with _zygotes_lock:
+        zygote = _zygotes.get(preload)
+        if zygote is None or not zygote.alive or zygote.proc.poll() is not None:
+            zygote = _zygotes[preload] = Zygote(preload, env)
+        return zygote
+
+
+def main() -> None:
+    """`python -m runner.sandbox.zygote PRELOAD_JSON FD`: serve on the socket FD."""
+    control = socket.socket(fileno=int(sys.argv[2]))
+    try:
+        serve(control, json.loads(sys.argv[1]))
+    except BaseException:  # noqa: BLE001 - the grader sees the socket close and starts without one
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    main()
