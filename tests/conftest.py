@@ -106,6 +106,14 @@ def docker_engine():
     engine.stop()
 
 
+def pytest_sessionfinish(session):
+    """Stop an engine started for docker tests that never ran (deselected, or the session stopped early)."""
+    if "thread" in _DOCKER:
+        _DOCKER["thread"].join(timeout=600)
+    if "engine" in _DOCKER:
+        _DOCKER["engine"].stop()
+
+
 def pytest_terminal_summary(terminalreporter):
     """Say why the docker backend's tests were skipped, even under -q (a skip must not pass unseen)."""
     engine = _DOCKER.get("engine")

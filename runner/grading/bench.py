@@ -1,6 +1,8 @@
 """Benchmarks that print ratios measured side by side in one run (not timed tests)."""
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -16,7 +18,8 @@ from runner.sandbox.pool import SandboxPool
 # mode -> (label, the mode it is compared with); a mode is "[process-]inprocess" or "[process-]BACKEND-cold|warm"
 MODES = {
     "inprocess": ("in-process (no sandbox)", "inprocess"),
-    "local-cold": ("sandbox, cold start", "inprocess"),
+    "local-cold": ("sandbox, cold start (forked from the zygote)", "inprocess"),
+    "local-cold-nozygote": ("sandbox, cold start, its own interpreter (GRADER_ZYGOTE=0)", "inprocess"),
     "local-warm": ("sandbox, warm pool (long-lived grader)", "inprocess"),
     "process-inprocess": ("fresh process, in-process (no sandbox)", "process-inprocess"),
     "process-local": ("fresh process, sandbox (one-shot CLI)", "process-inprocess"),
@@ -33,7 +36,7 @@ def modes_for(backend: str) -> dict:
     """The rows of a bench of `backend`: local's, plus docker's after them in the same groups."""
     if backend == "local":
         return dict(MODES)
-    order = ["inprocess", "local-cold", "local-warm", "docker-cold", "docker-warm",
+    order = ["inprocess", "local-cold", "local-cold-nozygote", "local-warm", "docker-cold", "docker-warm",
              "process-inprocess", "process-local", "process-docker"]
     every = {**MODES, **DOCKER_MODES}
     return {m: every[m] for m in order}
@@ -66,12 +69,28 @@ def grade_once(pdir: ProblemDir, mode: str, pool: SandboxPool) -> float:
         pool.wait_ready()  # steady state: the spare started while the grader was idle
     backend = mode.split("-")[0]
     t0 = time.perf_counter()
-    result = grade(pdir, pdir.solution_file, backend, unsafe_inprocess=backend == "inprocess",
-                   pool=pool if warm else None)
+    with zygote_setting("0" if mode.endswith("-nozygote") else None):
+        result = grade(pdir, pdir.solution_file, backend, unsafe_inprocess=backend == "inprocess",
+                       pool=pool if warm else None)
     elapsed = time.perf_counter() - t0
     if result.score != result.max_score:
         raise RuntimeError(f"the reference did not score full marks ({mode})")
     return elapsed
+
+
+@contextlib.contextmanager
+def zygote_setting(value: str | None):
+    """GRADER_ZYGOTE set to `value` (unchanged for None) while grading."""
+    before = os.environ.get("GRADER_ZYGOTE")
+    if value is not None:
+        os.environ["GRADER_ZYGOTE"] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GRADER_ZYGOTE", None)
+        else:
+            os.environ["GRADER_ZYGOTE"] = before
 
 
 def grading_overhead(pdir: ProblemDir, repeats: int, console: Console, backend: str = "local") -> dict:

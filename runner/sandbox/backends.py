@@ -133,9 +133,11 @@ class LocalBackend:
         args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid",
                 "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         if os.getuid() == 0:
-            # No user namespace for root: the child keeps just enough privilege to drop to
-            # nobody after setting its rlimits (root would be exempt from RLIMIT_NPROC).
-            args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+            # No user namespace for root: the child keeps just enough privilege to empty its
+            # capability bounding set and drop to nobody after setting its rlimits (root would be
+            # exempt from RLIMIT_NPROC).
+            args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                     "--cap-add", "CAP_SETPCAP"]
         else:
             args += ["--unshare-user", "--cap-drop", "ALL"]
         system = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"]
