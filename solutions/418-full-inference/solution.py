@@ -36,14 +36,13 @@ def _uniform_tokens(shape, vocab_size: int, generator, device) -> torch.Tensor:
 
 
 def _sample(probs: torch.Tensor, generator) -> torch.Tensor:
-    """One token per position from probs (B, L, V), by inverting the CDF at a uniform draw."""
+    """One token per position from probs (B, L, V): torch.multinomial over the flattened rows, the
+    draw transformers' generate() makes, so that the same generator state picks the same tokens
+    (also among the exact ties of a bf16 model's logits)."""
+    B, L, V = probs.shape
     gen_device = generator.device if generator is not None else probs.device
-    u = torch.rand(probs.shape[:-1], generator=generator, device=gen_device)
-    # float32, not float64: at the release's shape a float64 copy of the vocabulary is 2 GB a row,
-    # while torch's float32 running sum over 262,144 ids stays within about 1e-7 of the exact one
-    cdf = probs.float().cumsum(-1)
-    token = (cdf < u.to(probs.device).unsqueeze(-1) * cdf[..., -1:]).sum(-1)
-    return token.clamp_(max=probs.shape[-1] - 1)
+    token = torch.multinomial(probs.reshape(B * L, V).to(gen_device), 1, generator=generator)
+    return token.view(B, L).to(probs.device)
 
 
 def _entropy_and_probs(processed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

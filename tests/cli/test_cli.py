@@ -146,10 +146,11 @@ def test_bench_prints_each_mode_next_to_its_in_process_run():
     out = grader_cli("bench", "413", "--repeats", "1")
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if " s) " in line]
-    assert len(rows) == 5, out.stdout
-    for label in ("in-process (no sandbox)", "sandbox, cold start", "warm pool", "fresh process, sandbox"):
+    assert len(rows) == 6, out.stdout
+    for label in ("in-process (no sandbox)", "sandbox, cold start (forked from the zygote)",
+                  "its own interpreter (GRADER_ZYGOTE=0)", "warm pool", "fresh process, sandbox"):
         assert label in out.stdout
-    assert all("1.00x (+0.000 s)" in rows[i] for i in (0, 3)), "in-process rows are their own baseline"
+    assert all("1.00x (+0.000 s)" in rows[i] for i in (0, 4)), "in-process rows are their own baseline"
 
 
 def test_bench_refuses_an_unknown_backend():
