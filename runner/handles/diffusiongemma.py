@@ -100,13 +100,14 @@ REAL_GENERATION = dict(max_denoising_steps=48, t_max=0.8, t_min=0.4, stability_t
 REAL_ENTROPY_BOUND = 0.1
 
 
-def real_shape_config():
+def real_shape_config(vocab_size: int = REAL_VOCAB_SIZE, canvas_length: int = REAL_CANVAS_LENGTH):
     """A configuration of the released model's shape where it shows to a sampler (vocabulary,
     canvas length, special ids) and tiny elsewhere: two layers (one sliding, one full), four
-    experts, hidden size 64. Its weights are mostly the 262,144 x 64 embedding (16.8M)."""
+    experts, hidden size 64. Its weights are mostly the 262,144 x 64 embedding (16.8M). A smaller
+    vocabulary or canvas gives the same model's layout at a size a quick test can afford."""
     from transformers import DiffusionGemmaConfig
 
-    text = dict(vocab_size=REAL_VOCAB_SIZE, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    text = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=2, num_key_value_heads=1, head_dim=32, global_head_dim=32,
                 layer_types=["sliding_attention", "full_attention"], sliding_window=512,
                 max_position_embeddings=8192, num_experts=4, top_k_experts=2, moe_intermediate_size=64,
@@ -114,7 +115,7 @@ def real_shape_config():
     vision = dict(model_type="gemma4_vision", hidden_size=8, intermediate_size=8, num_hidden_layers=1,
                   num_attention_heads=1, num_key_value_heads=1, head_dim=8, patch_size=2,
                   position_embedding_size=16)
-    return DiffusionGemmaConfig(text_config=text, vision_config=vision, canvas_length=REAL_CANVAS_LENGTH)
+    return DiffusionGemmaConfig(text_config=text, vision_config=vision, canvas_length=canvas_length)
 
 
 def real_shape_generation_config():
@@ -127,15 +128,15 @@ def real_shape_generation_config():
         sampler_config=EntropyBoundSamplerConfig(entropy_bound=REAL_ENTROPY_BOUND), **REAL_GENERATION)
 
 
-def build_real_shape_model(folder: str | Path, seed: int = 0) -> Path:
-    """Build a random model of `real_shape_config()` (weights drawn with `seed`) and save it to
-    `folder` (config, generation config, safetensors). Nothing is downloaded."""
+def build_real_shape_model(folder: str | Path, seed: int = 0, **sizes) -> Path:
+    """Build a random model of `real_shape_config(**sizes)` (weights drawn with `seed`) and save it
+    to `folder` (config, generation config, safetensors). Nothing is downloaded."""
     import torch
     from transformers import DiffusionGemmaForBlockDiffusion
 
     folder = Path(folder)
     torch.manual_seed(seed)
-    model = DiffusionGemmaForBlockDiffusion(real_shape_config()).eval()
+    model = DiffusionGemmaForBlockDiffusion(real_shape_config(**sizes)).eval()
     model.generation_config = real_shape_generation_config()
     model.save_pretrained(str(folder))
     for path in folder.iterdir():  # the sandbox's user reads them
