@@ -199,12 +199,12 @@ class LocalBackend:
         the CPU, GRADER_ZYGOTE on), else a fresh interpreter inside bubblewrap. Popen-like either way."""
         if spec.cuda or not current_settings().zygote:
             return popen(self.command(spec))
-        from .zygote import ZygoteUnavailable, start_in_zygote
+        from .zygote import WITHOUT, ZygoteUnavailable, start_in_zygote
 
         try:
             return start_in_zygote(self, spec)
         except ZygoteUnavailable as exc:
-            _warn_once(f"starting sandboxes without a zygote (each imports its frameworks itself): {exc}")
+            _warn_once(f"{WITHOUT}: {exc}")
             return popen(self.command(spec))
 
     def stop(self, proc) -> None:

@@ -198,7 +198,8 @@ class SandboxClient:
             return
         try:
             if self.proc.returncode is None:  # once reaped, its pid may belong to someone else
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                killpg = getattr(self.proc, "killpg", None)  # a sandbox started around a placeholder
+                killpg() if killpg else os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass  # already gone with its whole group
         except PermissionError as exc:

@@ -47,6 +47,9 @@ PACKET = 1 << 16
 SETUP_S = 10.0
 
 
+WITHOUT = "starting sandboxes without a zygote (each imports its frameworks itself)"
+
+
 class ZygoteUnavailable(RuntimeError):
     """No zygote could start or serve here; the sandbox starts its interpreter itself instead."""
 
@@ -210,37 +213,78 @@ def _imports_from_sandbox(lib: str) -> None:
 
 # ---------------------------------------------------------------- the grader's side
 class ZygoteProc:
-    """What a client holds for a sandboxed process forked by a zygote, with the interface of the
-    `subprocess.Popen` it replaces: `pid` and `args` are the placeholder's (killing its session ends
-    the sandbox, and the backend's clean-up reads its command), the pipes and the return code are
-    the sandboxed process's."""
+    """What a client holds for a sandbox started around a placeholder, with the interface of the
+    `subprocess.Popen` it replaces. Its pipes exist from the start; the sandboxed process behind them
+    is forked by the zygote, at once when the zygote is ready, else as soon as it is (a grader's
+    first sandbox: the caller's own start-up overlaps the zygote's, as it overlapped an interpreter
+    started inside bubblewrap). Where no zygote can serve, a sandbox with its own interpreter takes
+    the same pipes (`direct`). `pid` and `args` are those of the process whose session ends the
+    sandbox (the placeholder's bubblewrap, or the direct one's); the return code is the sandboxed
+    process's."""
 
-    def __init__(self, holder: subprocess.Popen, stdin, stdout, stderr):
+    def __init__(self, holder: subprocess.Popen):
         self.holder = holder
         self.zygote: Zygote | None = None  # the template process it was forked from
+        self.direct: subprocess.Popen | None = None
         self.pid, self.args = holder.pid, holder.args
-        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        (in_r, in_w), (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe(), os.pipe()
+        self.child_fds: list[int] = [in_r, out_w, err_w]  # the sandboxed process's ends, until handed over
+        self.stdin = os.fdopen(in_w, "wb", buffering=0)
+        self.stdout, self.stderr = os.fdopen(out_r, "rb", buffering=0), os.fdopen(err_r, "rb", buffering=0)
+        self.cancelled = False
+        self._lock = threading.Lock()
         self._status: int | None = None
         self._ended = threading.Event()
 
-    def ended(self, status: int) -> None:
-        """The sandboxed process has ended: end its sandbox too."""
+    def release_child_fds(self) -> None:
+        fds, self.child_fds = self.child_fds, []
+        for fd in fds:
+            os.close(fd)
+
+    def killpg(self) -> None:
+        """Kill the sandbox with everything in it (also before its process was forked)."""
+        with self._lock:
+            self.cancelled = True
+            target = self.direct or self.holder
         try:
-            os.killpg(self.holder.pid, signal.SIGKILL)
+            os.killpg(target.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def ended(self, status: int) -> None:
+        """The sandboxed process has ended (or will never be forked): end its sandbox too."""
+        self.killpg()
         self.holder.wait()
+        self.release_child_fds()
         self._status = status
         self._ended.set()
 
+    def instead(self, cmd: list[str]) -> bool:
+        """Serve the pipes with a sandbox that starts its own interpreter (`cmd`); False when the
+        sandbox was killed meanwhile."""
+        with self._lock:
+            if self.cancelled or self.holder.poll() is not None:
+                return False
+            self.direct = subprocess.Popen(cmd, stdin=self.child_fds[0], stdout=self.child_fds[1],
+                                           stderr=self.child_fds[2], start_new_session=True)
+            self.pid, self.args = self.direct.pid, self.direct.args
+        self.release_child_fds()
+        os.killpg(self.holder.pid, signal.SIGKILL)
+        self.holder.wait()
+        return True
+
     @property
     def returncode(self) -> int | None:
+        if self.direct is not None:
+            return self.direct.returncode
         return self._status if self._ended.is_set() else None
 
     def poll(self) -> int | None:
-        return self.returncode
+        return self.direct.poll() if self.direct is not None else self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
+        if self.direct is not None:
+            return self.direct.wait(timeout)
         if not self._ended.wait(timeout):
             raise subprocess.TimeoutExpired(self.args, timeout)
         return self._status
@@ -262,32 +306,26 @@ class Zygote:
         self._answers: dict[int, dict] = {}
         self._procs: dict[int, ZygoteProc] = {}
         self._changed = threading.Condition(self._lock)
-        self._ready = False
+        self.ready = False
         self.alive = True
         threading.Thread(target=self._listen, daemon=True, name="zygote-listener").start()
 
-    def wait_ready(self, timeout: float) -> None:
-        """Block until the zygote has imported its frameworks; ZygoteUnavailable if it never does."""
+    def spawn(self, proc: ZygoteProc, holder_pid: int, request: dict, timeout: float) -> None:
+        """Fork the sandboxed process of `proc`'s sandbox (around `holder_pid`) onto its pipes;
+        ZygoteUnavailable, with the pipes still unused, when the zygote cannot."""
         with self._changed:
-            if not self._changed.wait_for(lambda: self._ready or not self.alive, timeout) or not self._ready:
+            if not self._changed.wait_for(lambda: self.ready or not self.alive, timeout) or not self.ready:
                 raise ZygoteUnavailable("the zygote did not start")
-
-    def spawn(self, holder: subprocess.Popen, holder_pid: int, request: dict, timeout: float = 60) -> ZygoteProc:
-        """The sandboxed process of the sandbox around `holder_pid`, forked from this zygote."""
-        self.wait_ready(timeout)
-        (in_r, in_w), (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe(), os.pipe()
-        proc = ZygoteProc(holder, os.fdopen(in_w, "wb", buffering=0), os.fdopen(out_r, "rb", buffering=0),
-                          os.fdopen(err_r, "rb", buffering=0))
         rid = next(self._ids)
         with self._lock:
             self._procs[rid] = proc
+        copies = [os.dup(fd) for fd in proc.child_fds]  # the originals stay for a fallback
         try:
-            socket.send_fds(self.sock, [json.dumps({"id": rid, "holder": holder_pid, **request}).encode()],
-                            [in_r, out_w, err_w])
+            socket.send_fds(self.sock, [json.dumps({"id": rid, "holder": holder_pid, **request}).encode()], copies)
         except OSError as exc:
-            raise ZygoteUnavailable(f"the zygote is gone ({exc})") from None
+            self._answers[rid] = {"error": f"the zygote is gone ({exc})"}
         finally:
-            for fd in (in_r, out_w, err_w):
+            for fd in copies:
                 os.close(fd)
         with self._changed:
             self._changed.wait_for(lambda: rid in self._answers or not self.alive, timeout)
@@ -295,11 +333,9 @@ class Zygote:
         if "pid" not in answer:
             with self._lock:
                 self._procs.pop(rid, None)
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                stream.close()
             raise ZygoteUnavailable(str(answer.get("error")))
         proc.zygote = self
-        return proc
+        proc.release_child_fds()
 
     def _listen(self) -> None:
         while True:
@@ -318,7 +354,7 @@ class Zygote:
                 continue
             with self._changed:
                 if message.get("ready"):
-                    self._ready = True
+                    self.ready = True
                 else:
                     self._answers[message["id"]] = message
                 self._changed.notify_all()
@@ -330,13 +366,6 @@ class Zygote:
         for proc in orphans:
             threading.Thread(target=_end_when_holder_ends, args=(proc,), daemon=True).start()
 
-    def close(self) -> None:
-        self.sock.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
 
 def _end_when_holder_ends(proc: ZygoteProc) -> None:
     # Without its zygote no exit status will come: the sandbox's end (the grader killing it) is the process's.
@@ -346,15 +375,31 @@ def _end_when_holder_ends(proc: ZygoteProc) -> None:
 
 # The sandbox's pid 1 while the zygote's fork joins it: it says when bubblewrap has built it, then waits.
 HOLDER = ["/bin/sh", "-c", "echo ready && exec sleep infinity"]
+STARTUP_S = 120.0  # for a zygote to import its frameworks
 
 
 def start_in_zygote(backend, spec) -> ZygoteProc:
-    """Build the sandbox of `spec` around a placeholder and fork its process from this grader's
-    zygote; ZygoteUnavailable (and nothing left behind) when either cannot be done."""
+    """Build the sandbox of `spec` around a placeholder and have this grader's zygote fork its
+    process (in the background while the zygote starts); ZygoteUnavailable, with nothing left
+    behind, when bubblewrap cannot build it."""
     from .backends import RUNNER_DIR, SANDBOX_ENV, sandbox_uid
 
     limits = {**spec.limits, "uid": sandbox_uid(), "fork": True, "cuda": False}
     zygote = zygote_for(tuple(limits.get("preload", [])), {**SANDBOX_ENV, "PYTHONPATH": str(RUNNER_DIR.parent)})
+    holder, holder_pid, procs = _start_holder(backend, spec)
+    proc = ZygoteProc(holder)
+    request = {"limits": limits, "env": SANDBOX_ENV, "cgroups": [str(p) for p in procs]}
+    args = (backend, spec, zygote, proc, holder_pid, request)
+    if zygote.ready:
+        _fork_or_fall_back(*args)
+    else:
+        threading.Thread(target=_fork_or_fall_back, args=args, daemon=True, name="zygote-spawn").start()
+    return proc
+
+
+def _start_holder(backend, spec) -> tuple[subprocess.Popen, int, list[Path]]:
+    """bubblewrap building the sandbox around the placeholder: (its Popen, the placeholder's pid,
+    the sandbox's cgroup.procs files), once the placeholder runs."""
     info_r, info_w = os.pipe()
     args = backend.sandbox_args(spec) + ["--as-pid-1", "--info-fd", str(info_w), "--", *HOLDER]
     cmd, procs = backend._in_cgroups(spec, args)
@@ -367,18 +412,33 @@ def start_in_zygote(backend, spec) -> ZygoteProc:
         if not pid or ready != b"ready\n":
             raise ZygoteUnavailable("bubblewrap did not build the sandbox")
         holder.stdout.close()
-        return zygote.spawn(holder, int(pid), {"limits": limits, "env": SANDBOX_ENV,
-                                               "cgroups": [str(p) for p in procs]})
+        return holder, int(pid), procs
     except BaseException:
-        try:
-            os.killpg(holder.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        holder.wait()
-        backend.stop(holder)
+        _end_holder(backend, holder)
         raise
     finally:
         os.close(info_r)
+
+
+def _end_holder(backend, holder: subprocess.Popen) -> None:
+    try:
+        os.killpg(holder.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    holder.wait()
+    backend.stop(holder)  # its cgroups
+
+
+def _fork_or_fall_back(backend, spec, zygote: Zygote, proc: ZygoteProc, holder_pid: int, request: dict) -> None:
+    try:
+        zygote.spawn(proc, holder_pid, request, STARTUP_S)
+    except ZygoteUnavailable as exc:
+        from .backends import _warn_once
+
+        _warn_once(f"{WITHOUT}: {exc}")
+        if not proc.instead(backend.command(spec)):
+            proc.ended(-signal.SIGKILL)  # killed while it waited for the zygote
+        backend.stop(proc.holder)
 
 
 def _read_all(fd: int, timeout: float) -> bytes:

@@ -151,3 +151,32 @@ def test_when_no_zygote_can_join_the_sandbox_it_starts_as_before(sandbox, monkey
     assert probe(client)["marked"] is False
     assert isinstance(client.proc, subprocess.Popen)
     assert "without a zygote" in caplog.text
+
+
+def test_a_graders_first_sandbox_does_not_wait_for_its_zygote(sandbox, monkeypatch):
+    # A fresh grader: its zygote is still importing torch when the first sandbox is asked for, so
+    # the fork is requested in the background and the caller goes on (a one-shot `grader submit`
+    # overlaps its own start-up with it, as it did with an interpreter started by bubblewrap).
+    monkeypatch.setattr(zygote, "_zygotes", {})
+    client = sandbox(probe_code(), preload=["torch"])
+    assert isinstance(client.proc, zygote.ZygoteProc) and client.proc.zygote is None
+    assert probe(client)["marked"] is False
+    assert client.proc.zygote is not None and client.proc.direct is None
+
+
+def test_when_the_zygote_cannot_fork_into_a_sandbox_another_starts_on_the_same_pipes(sandbox, monkeypatch, caplog):
+    start_holder = zygote._start_holder
+
+    def wrong_pid(backend, spec):  # a process whose namespaces are the grader's: nothing to join
+        holder, _, procs = start_holder(backend, spec)
+        return holder, os.getpid(), procs
+
+    monkeypatch.setattr(zygote, "_start_holder", wrong_pid)
+    client = sandbox(probe_code())
+    state = probe(client)
+    assert isinstance(client.proc, zygote.ZygoteProc) and client.proc.direct is not None
+    assert client.proc.holder.poll() is not None  # the placeholder's sandbox is gone
+    assert state["marked"] is False and set(state["caps"]) == {"0000000000000000"}
+    assert "without a zygote" in caplog.text
+    client.close()
+    assert client.proc is None
