@@ -450,11 +450,17 @@ def _read_all(fd: int, timeout: float) -> bytes:
 
 _zygotes: dict[tuple[str, ...], Zygote] = {}
 _zygotes_lock = threading.Lock()
+_zygotes_pid = os.getpid()
 
 
 def zygote_for(preload: tuple[str, ...], env: dict[str, str]) -> Zygote:
-    """This process's zygote for `preload` (started on first use, and again if it died)."""
+    """This process's zygote for `preload` (started on first use, and again if it died; a forked
+    grader starts its own, as its parent's answers go to the parent)."""
+    global _zygotes_pid
     with _zygotes_lock:
+        if _zygotes_pid != os.getpid():
+            _zygotes.clear()
+            _zygotes_pid = os.getpid()
         zygote = _zygotes.get(preload)
         if zygote is None or not zygote.alive or zygote.proc.poll() is not None:
             zygote = _zygotes[preload] = Zygote(preload, env)
