@@ -11,6 +11,9 @@ rlimits, uid, dropped capabilities, seccomp filter and fork server, one submissi
 The zygote never runs the solver's code, never initialises CUDA (a problem on the GPU starts its
 process the old way) and holds nothing secret: it is the interpreter with its frameworks imported.
 It runs outside every sandbox, in a session of its own, and exits when its grader closes the socket.
+A grader's first sandbox is forked in the background once the zygote has started, so the caller's
+own start-up overlaps the zygote's; where the zygote cannot serve a sandbox, one that starts its
+own interpreter takes its pipes (and the grader logs why, once).
 
 Protocol (one SOCK_SEQPACKET socket, one JSON message per packet):
   grader -> zygote  {"id", "holder": PID, "limits", "env", "cgroups": [...]} with 3 fds attached:
@@ -23,7 +26,6 @@ from __future__ import annotations
 import ctypes
 import itertools
 import json
-import logging
 import os
 import select
 import signal
@@ -32,8 +34,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 # The placeholder's namespaces that the sandboxed process joins, with their clone flags.
 CLONE_FLAGS = {"user": 0x10000000, "cgroup": 0x02000000, "ipc": 0x08000000, "uts": 0x04000000,
@@ -45,8 +45,6 @@ OPTIONAL = ("cgroup",)
 PR_SET_CHILD_SUBREAPER = 36
 PACKET = 1 << 16
 SETUP_S = 10.0
-
-
 WITHOUT = "starting sandboxes without a zygote (each imports its frameworks itself)"
 
 
@@ -129,6 +127,7 @@ def _spawn(request: dict, fds: list[int]) -> int:
         report = _read_all(report_r, SETUP_S)
     finally:
         os.close(report_r)
+        os.kill(pid, signal.SIGKILL)  # it has exited after its report, or hangs: never wait on it
         os.waitpid(pid, 0)
     try:
         answer = json.loads(report)
