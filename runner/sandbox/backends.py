@@ -184,9 +184,9 @@ class LocalBackend:
         """The command that starts the sandboxed process for `spec` (bubblewrap, in cgroups of its own)."""
         args = self.sandbox_args(spec) + ["--"] + child_args({**spec.limits, "uid": sandbox_uid()},
                                                              sys.executable, spec.cuda)
-        return self._in_cgroups(spec, args)[0]
+        return self.in_cgroups(spec, args)[0]
 
-    def _in_cgroups(self, spec: LaunchSpec, args: list[str]) -> tuple[list[str], list[Path]]:
+    def in_cgroups(self, spec: LaunchSpec, args: list[str]) -> tuple[list[str], list[Path]]:
         """`args` started inside new cgroups with the limits of `spec` (where the host allows them),
         and the cgroup.procs files of those cgroups."""
         if not self.cgroups.available:

@@ -401,7 +401,7 @@ def _start_holder(backend, spec) -> tuple[subprocess.Popen, int, list[Path]]:
     the sandbox's cgroup.procs files), once the placeholder runs."""
     info_r, info_w = os.pipe()
     args = backend.sandbox_args(spec) + ["--as-pid-1", "--info-fd", str(info_w), "--", *HOLDER]
-    cmd, procs = backend._in_cgroups(spec, args)
+    cmd, procs = backend.in_cgroups(spec, args)
     holder = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               pass_fds=[info_w], start_new_session=True)
     os.close(info_w)
