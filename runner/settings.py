@@ -6,6 +6,7 @@ gets settings that agree with it. `grader config` prints the effective values.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -86,3 +87,21 @@ def _settings_for(env: tuple[tuple[str, str], ...]) -> Settings:
 def current() -> Settings:
     """The settings of this process's environment (cached while the GRADER_* variables are unchanged)."""
     return _settings_for(_grader_environment())
+
+
+@contextlib.contextmanager
+def overridden(**values):
+    """Settings changed while the block runs, through their variables (child processes see them too)."""
+    saved = {}
+    for name, value in values.items():
+        var = PREFIX + name.upper()
+        saved[var] = os.environ.get(var)
+        os.environ[var] = str(int(value) if isinstance(value, bool) else value)
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value

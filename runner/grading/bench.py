@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from rich.table import Table
 from runner.grading.pipeline import grade
 from runner.problems.catalogue import ProblemDir
 from runner.sandbox.pool import SandboxPool
+from runner.settings import overridden
 
 # mode -> (label, the mode it is compared with); a mode is "[process-]inprocess" or "[process-]BACKEND-cold|warm"
 MODES = {
@@ -69,28 +69,13 @@ def grade_once(pdir: ProblemDir, mode: str, pool: SandboxPool) -> float:
         pool.wait_ready()  # steady state: the spare started while the grader was idle
     backend = mode.split("-")[0]
     t0 = time.perf_counter()
-    with zygote_setting("0" if mode.endswith("-nozygote") else None):
+    with overridden(zygote=False) if mode.endswith("-nozygote") else contextlib.nullcontext():
         result = grade(pdir, pdir.solution_file, backend, unsafe_inprocess=backend == "inprocess",
                        pool=pool if warm else None)
     elapsed = time.perf_counter() - t0
     if result.score != result.max_score:
         raise RuntimeError(f"the reference did not score full marks ({mode})")
     return elapsed
-
-
-@contextlib.contextmanager
-def zygote_setting(value: str | None):
-    """GRADER_ZYGOTE set to `value` (unchanged for None) while grading."""
-    before = os.environ.get("GRADER_ZYGOTE")
-    if value is not None:
-        os.environ["GRADER_ZYGOTE"] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("GRADER_ZYGOTE", None)
-        else:
-            os.environ["GRADER_ZYGOTE"] = before
 
 
 def grading_overhead(pdir: ProblemDir, repeats: int, console: Console, backend: str = "local") -> dict:

@@ -236,6 +236,7 @@ class ZygoteProc:
         self._ended = threading.Event()
 
     def release_child_fds(self) -> None:
+        """Close the sandboxed process's ends of the pipes here (once it holds them, or never will)."""
         fds, self.child_fds = self.child_fds, []
         for fd in fds:
             os.close(fd)
@@ -274,14 +275,17 @@ class ZygoteProc:
 
     @property
     def returncode(self) -> int | None:
+        """The sandboxed process's exit status (negative: its signal) once it and its sandbox ended."""
         if self.direct is not None:
             return self.direct.returncode
         return self._status if self._ended.is_set() else None
 
     def poll(self) -> int | None:
+        """As Popen.poll."""
         return self.direct.poll() if self.direct is not None else self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
+        """As Popen.wait."""
         if self.direct is not None:
             return self.direct.wait(timeout)
         if not self._ended.wait(timeout):
