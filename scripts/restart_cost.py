@@ -12,7 +12,6 @@ per grader).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from runner.sandbox.backends import LaunchSpec, LocalBackend  # noqa: E402
 from runner.sandbox.failures import SolverCrashed  # noqa: E402
 from runner.sandbox.pool import new_client  # noqa: E402
+from runner.settings import overridden  # noqa: E402
 
 LIMITS = {"time_s": 5, "total_s": 30, "cpu_s": 30, "memory_mb": 4096, "processes": 64, "file_size_mb": 16,
           "tmp_mb": 64, "open_files": 256, "check_s": 30, "preload": ["torch"]}
@@ -31,9 +31,9 @@ CODE = "import os\n\ndef probe(x=None):\n    if x == 'exit':\n        os._exit(3
 
 def one_run(zygote: bool) -> tuple[float, float]:
     """(seconds from launch to ready, seconds of the first call after a crash)."""
-    os.environ["GRADER_ZYGOTE"] = "1" if zygote else "0"
     t0 = time.monotonic()
-    client = new_client(LocalBackend(), LaunchSpec(None, LIMITS), [{"name": "probe"}], {})
+    with overridden(zygote=zygote):
+        client = new_client(LocalBackend(), LaunchSpec(None, LIMITS), [{"name": "probe"}], {})
     try:
         client.set_submission(CODE)
         client.wait_ready(time.monotonic() + 120)

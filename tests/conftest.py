@@ -78,6 +78,8 @@ def pytest_collection_finish(session):
     if any(_uses_docker(item) for item in session.items):
         import threading
 
+        import docker  # noqa: F401 - imported here first: a test importing it beside the thread deadlocks the import
+
         from tests.support.docker_engine import DockerEngine
 
         def prepare():

@@ -11,7 +11,6 @@ runner/sandbox/docker/Dockerfile.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import shutil
 import subprocess
@@ -24,7 +23,6 @@ from runner.settings import current as current_settings
 
 from .cgroups import SandboxCgroups, cgroup_files, join_then_exec
 
-log = logging.getLogger(__name__)
 
 SANDBOX_LIB = "/sandbox/lib"
 SANDBOX_SUBMISSION = "/sandbox/submission"
@@ -58,21 +56,17 @@ def popen(cmd: list[str]) -> subprocess.Popen:
                             start_new_session=True, bufsize=0)
 
 
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        log.warning(message)
+def child_limits(limits: dict, cuda: bool = False) -> dict:
+    """What the sandboxed process is told of its limits: it serves through a fork server
+    (runner.sandbox.forkserver) unless it will use CUDA, which a forked process must not inherit."""
+    return {**limits, "fork": not cuda, "cuda": cuda}
 
 
 def child_args(limits: dict, python: str, cuda: bool = False) -> list[str]:
-    """The command line of the sandboxed process, with its limits. It serves through a fork server
-    (runner.sandbox.forkserver) unless it will use CUDA, which a forked process must not inherit."""
+    """The command line of the sandboxed process, with its limits (child_limits)."""
     import json
 
-    return [python, "-m", "runner.sandbox.child", json.dumps({**limits, "fork": not cuda, "cuda": cuda})]
+    return [python, "-m", "runner.sandbox.child", json.dumps(child_limits(limits, cuda))]
 
 
 GPU_DEVICES = "/dev/nvidia*"  # the nodes a sandbox on the GPU needs (nvidia0, nvidiactl, nvidia-uvm...)
@@ -199,12 +193,12 @@ class LocalBackend:
         the CPU, GRADER_ZYGOTE on), else a fresh interpreter inside bubblewrap. Popen-like either way."""
         if spec.cuda or not current_settings().zygote:
             return popen(self.command(spec))
-        from .zygote import WITHOUT, ZygoteUnavailable, start_in_zygote
+        from .zygote import ZygoteUnavailable, start_in_zygote, without_zygote
 
         try:
             return start_in_zygote(self, spec)
         except ZygoteUnavailable as exc:
-            _warn_once(f"{WITHOUT}: {exc}")
+            without_zygote(exc)
             return popen(self.command(spec))
 
     def stop(self, proc) -> None:

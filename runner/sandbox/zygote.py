@@ -16,7 +16,7 @@ own start-up overlaps the zygote's; where the zygote cannot serve a sandbox, one
 own interpreter takes its pipes (and the grader logs why, once).
 
 Protocol (one SOCK_SEQPACKET socket, one JSON message per packet):
-  grader -> zygote  {"id", "holder": PID, "limits", "env", "cgroups": [...]} with 3 fds attached:
+  grader -> zygote  {"id", "holder": PID, "limits", "env", "cgroups": [...], "runner"} with 3 fds attached:
                     the sandboxed process's stdin, stdout and stderr
   zygote -> grader  {"ready": true} once, then {"id", "pid"} or {"id", "error"} per request, and
                     {"id", "exit": RETURNCODE} when that process ends (negative: the signal).
@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import json
+import logging
 import os
 import select
 import signal
@@ -35,6 +36,10 @@ import sys
 import threading
 from pathlib import Path
 
+from runner.sandbox.forkserver import PR_SET_CHILD_SUBREAPER
+
+log = logging.getLogger(__name__)
+
 # The placeholder's namespaces that the sandboxed process joins, with their clone flags.
 CLONE_FLAGS = {"user": 0x10000000, "cgroup": 0x02000000, "ipc": 0x08000000, "uts": 0x04000000,
                "net": 0x40000000, "pid": 0x20000000, "mnt": 0x00020000}
@@ -42,14 +47,23 @@ NAMESPACES = tuple(CLONE_FLAGS)
 # bubblewrap makes a cgroup namespace where it can (--unshare-cgroup-try); it only hides the host's
 # cgroup paths from /proc/self/cgroup, and an unprivileged process may not be able to join it.
 OPTIONAL = ("cgroup",)
-PR_SET_CHILD_SUBREAPER = 36
 PACKET = 1 << 16
 SETUP_S = 10.0
-WITHOUT = "starting sandboxes without a zygote (each imports its frameworks itself)"
 
 
 class ZygoteUnavailable(RuntimeError):
     """No zygote could start or serve here; the sandbox starts its interpreter itself instead."""
+
+
+_said: set[str] = set()
+
+
+def without_zygote(reason: Exception) -> None:
+    """Log, once per reason, that a sandbox starts its own interpreter because no zygote could serve it."""
+    message = f"starting sandboxes without a zygote (each imports its frameworks itself): {reason}"
+    if message not in _said:
+        _said.add(message)
+        log.warning(message)
 
 
 # ---------------------------------------------------------------- the zygote process
@@ -189,7 +203,7 @@ def _become_sandboxed(request: dict, fds: list[int]) -> None:
         os.chdir("/tmp")
         os.environ.clear()
         os.environ.update(request["env"])
-        _imports_from_sandbox(request["env"]["PYTHONPATH"])
+        _imports_from_sandbox(request["runner"], request["env"]["PYTHONPATH"])
         from runner.sandbox import child
 
         child.run(request["limits"])
@@ -197,11 +211,11 @@ def _become_sandboxed(request: dict, fds: list[int]) -> None:
         os._exit(0)
 
 
-def _imports_from_sandbox(lib: str) -> None:
-    """Point later imports at the sandbox's copy of `runner` (the host's checkout is not mounted)."""
+def _imports_from_sandbox(host: str, lib: str) -> None:
+    """Point later imports at the sandbox's copy of `runner` under `lib` (the host's folder `host`
+    is not mounted there)."""
     import importlib
 
-    host = str(Path(__file__).resolve().parent.parent)
     sys.path[:] = [lib] + [p for p in sys.path if p and os.path.isdir(p) and p != str(Path(host).parent)]
     for name, module in list(sys.modules.items()):
         if (name == "runner" or name.startswith("runner.")) and hasattr(module, "__path__"):
@@ -246,10 +260,7 @@ class ZygoteProc:
         with self._lock:
             self.cancelled = True
             target = self.direct or self.holder
-        try:
-            os.killpg(target.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill_session(target)
 
     def ended(self, status: int) -> None:
         """The sandboxed process has ended (or will never be forked): end its sandbox too."""
@@ -269,7 +280,7 @@ class ZygoteProc:
                                            stderr=self.child_fds[2], start_new_session=True)
             self.pid, self.args = self.direct.pid, self.direct.args
         self.release_child_fds()
-        os.killpg(self.holder.pid, signal.SIGKILL)
+        _kill_session(self.holder)
         self.holder.wait()
         return True
 
@@ -326,7 +337,8 @@ class Zygote:
         try:
             socket.send_fds(self.sock, [json.dumps({"id": rid, "holder": holder_pid, **request}).encode()], copies)
         except OSError as exc:
-            self._answers[rid] = {"error": f"the zygote is gone ({exc})"}
+            with self._lock:
+                self._answers[rid] = {"error": f"the zygote is gone ({exc})"}
         finally:
             for fd in copies:
                 os.close(fd)
@@ -385,13 +397,13 @@ def start_in_zygote(backend, spec) -> ZygoteProc:
     """Build the sandbox of `spec` around a placeholder and have this grader's zygote fork its
     process (in the background while the zygote starts); ZygoteUnavailable, with nothing left
     behind, when bubblewrap cannot build it."""
-    from .backends import RUNNER_DIR, SANDBOX_ENV, sandbox_uid
+    from .backends import RUNNER_DIR, SANDBOX_ENV, child_limits, sandbox_uid
 
-    limits = {**spec.limits, "uid": sandbox_uid(), "fork": True, "cuda": False}
+    limits = child_limits({**spec.limits, "uid": sandbox_uid()})
     zygote = zygote_for(tuple(limits.get("preload", [])), {**SANDBOX_ENV, "PYTHONPATH": str(RUNNER_DIR.parent)})
     holder, holder_pid, procs = _start_holder(backend, spec)
     proc = ZygoteProc(holder)
-    request = {"limits": limits, "env": SANDBOX_ENV, "cgroups": [str(p) for p in procs]}
+    request = {"limits": limits, "env": SANDBOX_ENV, "cgroups": [str(p) for p in procs], "runner": str(RUNNER_DIR)}
     args = (backend, spec, zygote, proc, holder_pid, request)
     if zygote.ready:
         _fork_or_fall_back(*args)
@@ -424,21 +436,24 @@ def _start_holder(backend, spec) -> tuple[subprocess.Popen, int, list[Path]]:
 
 
 def _end_holder(backend, holder: subprocess.Popen) -> None:
-    try:
-        os.killpg(holder.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    _kill_session(holder)
     holder.wait()
     backend.stop(holder)  # its cgroups
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL to the session `proc` leads (each sandbox's bubblewrap starts one)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _fork_or_fall_back(backend, spec, zygote: Zygote, proc: ZygoteProc, holder_pid: int, request: dict) -> None:
     try:
         zygote.spawn(proc, holder_pid, request, STARTUP_S)
     except ZygoteUnavailable as exc:
-        from .backends import _warn_once
-
-        _warn_once(f"{WITHOUT}: {exc}")
+        without_zygote(exc)
         if not proc.instead(backend.command(spec)):
             proc.ended(-signal.SIGKILL)  # killed while it waited for the zygote
         backend.stop(proc.holder)
