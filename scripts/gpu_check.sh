@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Problem 418 on a GPU with the released DiffusionGemma weights: grades the reference through the
 # normal pipeline (`grader submit`; on a GPU the model handle loads there in bfloat16, and the
-# hidden tests that run on any model run on it), then runs the benchmark in bfloat16 on the GPU.
+# hidden tests that run on any model run on it; the grader's trusted copy shares the GPU, what does
+# not fit beside the worker's copy waiting in host memory), first with the bundled tiny model (the
+# tests only it can show), then runs the benchmark in bfloat16 on the GPU.
 #
 #   scripts/gpu_check.sh [WEIGHTS_FOLDER]        (default: $GRADER_DIFFUSIONGEMMA_PATH)
 #
@@ -25,6 +27,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
+echo "== grader submit 418 (reference) on the GPU with the bundled tiny model (its tests of confident stopping and eos)"
+env -u GRADER_DIFFUSIONGEMMA_PATH GRADER_DATA_DIR="$data" python3 -m runner.cli submit 418 solutions/418-full-inference/solution.py
+
 echo "== grader submit 418 (reference) on the GPU with $weights"
 # generous limits: the first calls on a GPU include kernel warm-up
 GRADER_DIFFUSIONGEMMA_PATH="$weights" GRADER_DATA_DIR="$data" GRADER_LIMITS="${GRADER_LIMITS:-time_s=120,total_s=600}" \

@@ -272,8 +272,11 @@ _HF: dict = {}
 
 @pytest.fixture(scope="session")
 def hf_model():
-    if "model" not in _HF:  # on the GPU where there is one (the released weights need it)
-        _HF["model"] = load_model(model_folder(), "cuda" if torch.cuda.is_available() else "cpu")
+    """transformers' model, trusted, in the grader: on the GPU where there is one, sharing it with
+    the worker's copy (what does not fit beside it waits in host memory), else on the CPU."""
+    if "model" not in _HF:
+        cuda = torch.cuda.is_available()
+        _HF["model"] = load_model(model_folder(), "cuda" if cuda else "cpu", shared_gpu=cuda)
     return _HF["model"]
 
 
@@ -299,12 +302,12 @@ def _hf_generate_once(model, prompts, seed, **kwargs):
     torch.manual_seed(seed)
     from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
 
-    out = model.generate(ids, attention_mask=mask, max_new_tokens=kwargs.get("max_new_tokens", 24),
+    out = model.generate(ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=kwargs.get("max_new_tokens", 24),
                          max_denoising_steps=s["max_denoising_steps"], t_max=s["t_max"], t_min=s["t_min"],
                          sampler_config=EntropyBoundSamplerConfig(entropy_bound=s["entropy_bound"]),
                          stability_threshold=s["stability_threshold"],
                          confidence_threshold=s["confidence_threshold"])
-    return out.sequences, out.tokens_per_forward
+    return out.sequences.cpu(), out.tokens_per_forward.cpu()
 
 
 # The runs the tests share, unchecked (see run_unchecked): each test reads them through `checked`.

@@ -288,11 +288,31 @@ class PassLog:
         return out
 
 
-def load_model(path: str | Path | None = None, device: str = "cpu", dtype=None):
+# What a second copy of a model leaves free on a GPU for the activations of both copies (a canvas of
+# 256 over 262,144 ids is 0.27 GB of float32 logits a row, and a pass holds a few such tensors).
+GPU_HEADROOM_BYTES = 8 << 30
+HOST_HEADROOM_BYTES = 4 << 30
+
+
+def shared_gpu_memory() -> dict:
+    """accelerate's `max_memory` for a model loaded beside another process's copy on the same GPU
+    (the grader's trusted copy next to the worker's: the released weights twice need 100 GB): the
+    GPU memory free now less GPU_HEADROOM_BYTES, the layers that do not fit there in host memory,
+    from where accelerate moves each onto the GPU for its pass. Slower, but it fits an 80 GB GPU."""
+    import psutil
+    import torch
+
+    free, _ = torch.cuda.mem_get_info()
+    return {torch.cuda.current_device(): max(free - GPU_HEADROOM_BYTES, 0),
+            "cpu": max(psutil.virtual_memory().available - HOST_HEADROOM_BYTES, 0)}
+
+
+def load_model(path: str | Path | None = None, device: str = "cpu", dtype=None, shared_gpu: bool = False):
     """`DiffusionGemmaForBlockDiffusion` from a local folder (default: the bundled checkpoint), in
     eval mode on `device`, with a PassLog. Asked for "cuda" with no GPU visible, it raises: a model
     meant for the GPU never moves to the CPU unnoticed. `dtype` (a torch dtype) overrides the
-    default: bfloat16 for a large model on the GPU, float32 otherwise."""
+    default: bfloat16 for a large model on the GPU, float32 otherwise. `shared_gpu`: a second copy
+    on a GPU that a worker's copy already fills (see shared_gpu_memory)."""
     import torch
     from transformers import DiffusionGemmaForBlockDiffusion
 
@@ -314,8 +334,9 @@ def load_model(path: str | Path | None = None, device: str = "cpu", dtype=None):
             import accelerate  # noqa: F401 - what device_map needs
         except ImportError:
             raise RuntimeError("loading a model onto the GPU needs accelerate: pip install -e \".[gpu]\"") from None
-        model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(path), dtype=dtype, device_map=device,
-                                                                local_files_only=True)
+        placement = dict(device_map="auto", max_memory=shared_gpu_memory()) if shared_gpu else dict(device_map=device)
+        model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(path), dtype=dtype, local_files_only=True,
+                                                                **placement)
     model = model.eval()
     log = PassLog(model)
     model.grader_log = log

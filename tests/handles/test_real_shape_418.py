@@ -41,16 +41,18 @@ def test_real_shape_model_has_the_release_sizes_and_ids(real_shape):
 
 @pytest.mark.slow
 def test_reference_of_418_earns_full_marks_on_the_real_shape(real_shape, tmp_path):
-    """The same path as `grader submit 418 solutions/418-full-inference/solution.py`. About 90 s
-    on one busy CPU (most of it in decoder passes over a 262,144-id vocabulary)."""
+    """The same path as `grader submit 418 solutions/418-full-inference/solution.py`. About 100 s
+    on one idle core, most of it in decoder passes over a 262,144-id vocabulary: the slowest call
+    (two canvases, pass log on) takes 35-50 s there, of which 14 s in torch.multinomial."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADER_DIFFUSIONGEMMA_PATH": str(real_shape),
            "GRADER_DATA_DIR": str(tmp_path / "data"),
-           # 418's limits fit the tiny model; this shape on a CPU takes seconds a decoder pass
-           "GRADER_LIMITS": "time_s=120,total_s=600"}
+           # 418's limits fit the tiny model. Here they only stop a hang: a shared CI machine has
+           # run that call past 120 s, and a timeout would say nothing about the sampler.
+           "GRADER_LIMITS": "time_s=600,total_s=1500"}
     env.pop("GRADER_DB_URL", None)
     proc = subprocess.run([sys.executable, "-m", "runner.cli", "submit", "418",
                            str(ROOT / "solutions" / "418-full-inference" / "solution.py"), "--json"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     ran = [t for t in result["tests"] if t["status"] != "skipped"]
