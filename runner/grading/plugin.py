@@ -16,7 +16,7 @@ import pytest
 from runner.grading.clock import RUN_MARGIN_S, RunBudget, TrustedClock
 from runner.grading.submission import read_submission
 from runner.grading.verdicts import OBSERVED
-from runner.handles import handles_for
+from runner.handles import handle_limits, handles_for
 from runner.modules import import_file
 from runner.problems.catalogue import Catalogue, ProblemDir, find_problem_for_path
 from runner.problems.schema import parse_limit_overrides
@@ -154,7 +154,9 @@ class GraderFixtures:
         cuda = bool(handles.pop("_cuda", False))
         if handles:
             self.context.device = "cuda" if cuda else "cpu"
-        limits = meta.limits.model_dump() | {"preload": [meta.framework]} | self.limit_overrides()
+        limits = meta.limits.model_dump()
+        limits |= {name: max(limits[name], need) for name, need in handle_limits(meta).items()}
+        limits |= {"preload": [meta.framework]} | self.limit_overrides()
         spec = LaunchSpec(Path(), limits, assets=assets, protected=protected_paths(pdir), cuda=cuda)
         imports = {"problem": meta.key, "allowed": list(meta.imports)}
         client = checkout(self.pool, get_backend(backend), spec, functions, handles, source.code, imports)

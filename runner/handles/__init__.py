@@ -29,6 +29,9 @@ class HandleKind:
     build: Callable[[Path, str], Any]
     # Inside the sandbox only: make what must not serve the solver call `refuse(what)` instead.
     disarm: Callable[[Any, Callable[[str], NoReturn]], None] | None = None
+    # On the grader: limits (names of [limits]) that the object needs on a device, beyond the
+    # problem's own; the grader takes the larger of the two (a large model graded on the CPU).
+    limits: Callable[[str], dict[str, float]] | None = None
 
 
 def _diffusiongemma_folder() -> Path:
@@ -49,9 +52,15 @@ def _diffusiongemma_disarm(model, refuse) -> None:
     disarm_sampler(model, refuse)
 
 
+def _diffusiongemma_limits(device: str) -> dict[str, float]:
+    from .diffusiongemma import cpu_limits
+
+    return cpu_limits() if device == "cpu" else {}
+
+
 KINDS: dict[str, HandleKind] = {k.name: k for k in (
     HandleKind("diffusiongemma", "diffusiongemma-tiny", _diffusiongemma_folder, _diffusiongemma_build,
-               _diffusiongemma_disarm),
+               _diffusiongemma_disarm, _diffusiongemma_limits),
 )}
 
 
@@ -102,6 +111,19 @@ def handles_for(problem: "Problem", mount_root: str) -> tuple[dict[str, Path], d
     if cuda:
         handles["_cuda"] = True
     return assets, handles
+
+
+def handle_limits(problem: "Problem") -> dict[str, float]:
+    """What a problem's handles need of each limit where they will run (none for most): the grader
+    raises the problem's [limits] to these, and explicit overrides (--limit, GRADER_LIMITS) win."""
+    needs: dict[str, float] = {}
+    if problem.handles:
+        device = handle_device(problem)
+        for h in problem.handles:
+            kind = KINDS[h.kind]
+            for name, value in (kind.limits(device) if kind.limits else {}).items():
+                needs[name] = max(needs.get(name, 0), value)
+    return needs
 
 
 def build_handle(spec: dict, refuse: Callable[[str], NoReturn] | None = None):

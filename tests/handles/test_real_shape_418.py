@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from runner.handles.diffusiongemma import (REAL_CANVAS_LENGTH, REAL_EOS_IDS, REAL_VOCAB_SIZE, build_real_shape_model,
-                                           load_model, model_spec)
+from runner.handles import handle_limits
+from runner.handles.diffusiongemma import (CPU_LIMITS_AT_REAL_SHAPE, REAL_CANVAS_LENGTH, REAL_EOS_IDS, REAL_VOCAB_SIZE,
+                                           build_real_shape_model, bundled_checkpoint, cpu_limits, load_model, model_spec)
+from runner.problems.catalogue import Catalogue
+from runner.settings import overridden
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,12 +47,12 @@ def test_reference_of_418_earns_full_marks_on_the_real_shape(real_shape, tmp_pat
     """The same path as `grader submit 418 solutions/418-full-inference/solution.py`. About 100 s
     on one idle core, most of it in decoder passes over a 262,144-id vocabulary: the slowest call
     (two canvases, pass log on) takes 35-50 s there, of which 14 s in torch.multinomial."""
+    # No GRADER_LIMITS: the grader raises 418's limits (those of the tiny model) to what this
+    # model needs on the CPU (cpu_limits, below), as it would for an operator.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADER_DIFFUSIONGEMMA_PATH": str(real_shape),
-           "GRADER_DATA_DIR": str(tmp_path / "data"),
-           # 418's limits fit the tiny model. Here they only stop a hang: a shared CI machine has
-           # run that call past 120 s, and a timeout would say nothing about the sampler.
-           "GRADER_LIMITS": "time_s=600,total_s=1500"}
-    env.pop("GRADER_DB_URL", None)
+           "GRADER_DATA_DIR": str(tmp_path / "data")}
+    for name in ("GRADER_DB_URL", "GRADER_LIMITS"):
+        env.pop(name, None)
     proc = subprocess.run([sys.executable, "-m", "runner.cli", "submit", "418",
                            str(ROOT / "solutions" / "418-full-inference" / "solution.py"), "--json"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
@@ -61,3 +64,23 @@ def test_reference_of_418_earns_full_marks_on_the_real_shape(real_shape, tmp_pat
     assert result["score"] == result["max_score"] > 0 and len(ran) >= 6
     assert skipped and all("tiny model" in t["message"] or "GPU" in t["message"] for t in skipped), skipped
     print(f"real shape: {result['duration_s']:.1f} s, worker peak memory {result['timing'].get('peak_memory_mb')} MB")
+
+
+def test_limits_on_the_cpu_scale_with_a_canvas_of_logits(real_shape, tmp_path):
+    """A model other than the tiny one, graded on the CPU, gets limits in proportion to
+    vocab_size x canvas_length (those of the release's shape at 262,144 x 256); the tiny model
+    keeps the problem's own, and the grader takes the larger of the two."""
+    assert cpu_limits(bundled_checkpoint()) == {}
+    assert cpu_limits(real_shape) == CPU_LIMITS_AT_REAL_SHAPE
+    small = build_real_shape_model(tmp_path / "small", vocab_size=8192, canvas_length=64)
+    assert cpu_limits(small) == {name: value / 128 for name, value in CPU_LIMITS_AT_REAL_SHAPE.items()}
+    meta = Catalogue(ROOT).get("418").meta
+    if meta.device == "cuda" and __import__("torch").cuda.is_available():
+        pytest.skip("a GPU is visible: 418's model runs there, with the problem's own limits")
+    with overridden(diffusiongemma_path=str(bundled_checkpoint())):
+        assert handle_limits(meta) == {}
+    with overridden(diffusiongemma_path=str(real_shape)):
+        assert handle_limits(meta) == CPU_LIMITS_AT_REAL_SHAPE
+    with overridden(diffusiongemma_path=str(small)):
+        needs = handle_limits(meta)
+    assert needs["time_s"] < meta.limits.time_s  # the grader keeps the problem's larger limit
