@@ -126,6 +126,11 @@ def handle_limits(problem: "Problem") -> dict[str, float]:
     return needs
 
 
+def grader_methods(obj) -> dict[str, Callable]:
+    """The methods of a handle that only the grader calls (named `grader_*`), bound now."""
+    return {name: getattr(obj, name) for name in dir(obj) if name.startswith("grader_")}
+
+
 def build_handle(spec: dict, refuse: Callable[[str], NoReturn] | None = None):
     """Build a handle from its spec (inside the sandbox, or in-process for instructors' own runs).
     The sandboxed process passes `refuse`: what the kind disarms then calls it instead of running."""

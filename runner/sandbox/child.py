@@ -26,6 +26,7 @@ import sys
 import traceback
 from typing import NoReturn
 
+from runner.handles import grader_methods
 from runner.sandbox import wire
 from runner.sandbox.imports import ImportGuard, NotAllowed, install_guard
 
@@ -136,6 +137,10 @@ class Child:
         self.generators: dict[int, object] = {}
         self.prebuilt = handles  # built by the fork server's parent, before any solver code ran
         self.handles: dict[str, object] = {}
+        # The grader's side of each handle (its grader_* methods, e.g. the model's pass log), taken
+        # before the solver's code can reach the handle: replacing them on the object later changes
+        # nothing the grader calls.
+        self.grader_methods = {name: grader_methods(obj) for name, obj in (handles or {}).items()}
         self.next_ref = 0
         self.guard: ImportGuard | None = None
 
@@ -186,6 +191,7 @@ class Child:
             for name, spec in request.get("handles", {}).items():
                 if not name.startswith("_"):
                     self.handles[name] = build_handle(spec, refuse=self.guard.refuse_use)
+                    self.grader_methods[name] = grader_methods(self.handles[name])
         self.guard.during_call = True
         return {"ok": True, "value": None}
 
@@ -194,17 +200,19 @@ class Child:
         target = request.get("target")
         if isinstance(target, str):
             fn = getattr(self.module, target)
+            fn = getattr(fn, request["method"]) if request.get("method") else fn
         elif isinstance(target, dict) and "handle" in target:
             # The grader reading a handle's own state (e.g. the model's pass log); the solver's
             # code never sends requests, so this is the grader's side of the handle.
-            fn = self.handles[target["handle"]]
+            fn = self.grader_methods.get(target["handle"], {}).get(request.get("method"))
+            if fn is None:
+                return {"ok": False, "kind": "protocol",
+                        "message": f"handle {target['handle']!r} has no grader method {request.get('method')!r}"}, []
         else:
             obj = self.objects.get(target.get("ref") if isinstance(target, dict) else None)
             if obj is None:
                 return {"ok": False, "kind": "protocol", "message": "that object no longer exists"}, []
-            fn = obj
-        if request.get("method"):
-            fn = getattr(fn, request["method"])
+            fn = getattr(obj, request["method"]) if request.get("method") else obj
         args = wire.decode(request.get("args", []), buffers, self.resolve, bounds=wire.REQUEST)
         kwargs = wire.decode(request.get("kwargs", {"__dict__": []}), buffers, self.resolve, bounds=wire.REQUEST)
         self.refused()  # forget what a thread of an earlier call tried

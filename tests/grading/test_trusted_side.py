@@ -10,7 +10,7 @@ from runner.authoring.scaffold import scaffold_problem
 from runner.grading.pipeline import grade
 from runner.grading.verdicts import HIDDEN_TEXT
 from runner.problems.catalogue import Catalogue
-from tests.support.helpers import problem_copy, write
+from tests.support.helpers import ROOT, problem_copy, write
 
 FUNCTIONS = ["sample_noise_level", "corrupt_canvas", "loss_weight", "diffusion_loss"]
 
@@ -113,3 +113,26 @@ def test_fine(submission):
     assert verdicts == {"test_example": "passed", "test_loops_over_the_result": "timeout",
                         "test_swallows_the_timeout_and_loops_again": "timeout", "test_fine": "passed"}
     assert elapsed < 60, elapsed
+
+
+def test_a_handle_method_replaced_by_the_submission_is_not_what_the_grader_calls(catalogue, tmp_path):
+    """418's hidden tests read the model's pass log through its grader_* methods. A submission
+    that replaces them on the model (no logging, an empty log, eos ids left alone) changes nothing
+    the grader sees: those methods were taken from the handle before any solver code ran. Here the
+    reference does it, and keeps full marks; through the replaced methods the grader would see
+    no decoder pass at all."""
+    solution = (ROOT / "solutions" / "418-full-inference" / "solution.py").read_text()
+    code = solution.replace("def generate(", "def _generate(", 1) + '''
+
+def generate(model, input_ids, attention_mask=None, max_new_tokens=256, max_denoising_steps=48, t_max=0.8,
+             t_min=0.4, entropy_bound=0.1, stability_threshold=1, confidence_threshold=0.005, generator=None):
+    model.grader_log_passes = lambda *args, **kwargs: None
+    model.grader_take_log = lambda: {"encoder_tokens": [], "decoder": [], "cols": None, "overflow": False,
+                                     "dropped": 0, "dtype": "torch.float32"}
+    model.grader_set_eos = lambda ids: None
+    return _generate(model, input_ids, attention_mask, max_new_tokens, max_denoising_steps, t_max, t_min,
+                     entropy_bound, stability_threshold, confidence_threshold, generator)
+'''
+    result = grade(catalogue.get("418"), write(tmp_path / "patched.py", code), "local")
+    assert result.score == result.max_score > 0, [(t.name, t.status, t.message[:160]) for t in result.tests
+                                                  if t.status not in ("passed", "skipped")]
