@@ -133,10 +133,38 @@ def checked(record) -> tuple:
     assert not log["overflow"], (
         "the decoder ran far more passes than the settings allow (at most max_denoising_steps per canvas, and one "
         "canvas per canvas_length tokens of max_new_tokens): the grader's record of them overflowed")
+    assert summaries_agree(log, settings), (
+        "the grader's record of the decoder passes contradicts itself (its entropies, argmax or top probabilities "
+        "are not those of its logits at the step's temperature): the model's pass log was changed from inside the "
+        "submission")
     n_canvases = len({d["after_encoder"] for d in log["decoder"]})
     seq, tpf = check_answer(out, ids.shape[0], ids.shape[1] + n_canvases * L,
                             "sequences (the prompt, then one canvas per canvas the decoder denoised)")
     return ids, mask, seq, tpf, log, settings
+
+
+def summaries_agree(log: dict, s: dict) -> bool:
+    """Whether each decoder pass's entropy, argmax and top probability in the log are those of its
+    logged logits at the temperature of its step in its canvas (the sandbox computes both; they can
+    only disagree if the submission changed the log). Checkable where the log holds every column
+    of the vocabulary (the tiny model); elsewhere the decoder's logits are checked against the
+    grader's own model instead (decoder_logits_match)."""
+    if log["cols"].numel() != V:
+        return True
+    n_steps = s["max_denoising_steps"]
+    for index in sorted({d["after_encoder"] for d in log["decoder"]}):
+        for i, call in enumerate(d for d in log["decoder"] if d["after_encoder"] == index):
+            temperature = s["t_min"] + (s["t_max"] - s["t_min"]) * max(n_steps - i, 0) / n_steps
+            if call["logits"] is None:
+                return False
+            logp = torch.log_softmax(call["logits"].double() / temperature, dim=-1)
+            top = logp.max(-1).values
+            at_argmax = logp.gather(-1, call["argmax"].long().unsqueeze(-1)).squeeze(-1)
+            if not (torch.allclose(call["entropy"].double(), -(logp.exp() * logp).sum(-1), rtol=1e-4, atol=1e-5)
+                    and torch.allclose(call["p_max"].double(), top.exp(), rtol=1e-4, atol=1e-6)
+                    and bool((at_argmax >= top - 1e-5).all())):
+                return False
+    return True
 
 
 def run(submission, prompts, seed, **kwargs):
@@ -898,8 +926,8 @@ def test_rows_that_ended_earlier_are_still_denoised(ended_early):
 def test_decoder_reads_the_prompt_and_the_committed_canvases(mixed, ended_early, hf_model):
     """The grader builds the cache the statement describes (the prompt, then each committed canvas
     after the pad replacement, every committed position True in the mask, positions running on)
-    and runs the decoder on the canvas and self-conditioning logits the solution passed, at the
-    first and the last step of every canvas: the logits must be those the solution got."""
+    and runs the decoder on the canvas and self-conditioning logits the solution passed, at every
+    step of every canvas: the logits must be those the solution got."""
     for record in (mixed, ended_early):
         ids, mask, seq, _, log, _ = checked(record)
         assert decoder_logits_match(hf_model, ids, mask, seq, log, L), \
@@ -1040,9 +1068,9 @@ def decoder_logits_match(model, ids, mask, seq, log, canvas_length) -> bool:
         calls = [d for d in log["decoder"] if d["after_encoder"] == index]
         decoder_mask = F.pad(mask_2d, (0, canvas_length), value=True).to(model.device)
         positions = torch.arange(cached, cached + canvas_length, device=model.device)[None]
-        # the last call too where the log holds its whole self-conditioning logits (a small vocabulary)
+        # every later call too where the log holds its whole self-conditioning logits (a small vocabulary)
         whole = [c for c in calls[1:] if c["sc"] is not None and c["sc"].shape[-1] == model.config.text_config.vocab_size]
-        for call in [calls[0]] + whole[-1:]:
+        for call in [calls[0]] + whole:
             sc = None if call["sc"] is None else call["sc"].to(model.device, model.dtype)
             logits = model(decoder_input_ids=call["canvas"].long().to(model.device), past_key_values=cache,
                            self_conditioning_logits=sc, decoder_attention_mask=decoder_mask,

@@ -136,3 +136,24 @@ def generate(model, input_ids, attention_mask=None, max_new_tokens=256, max_deno
     result = grade(catalogue.get("418"), write(tmp_path / "patched.py", code), "local")
     assert result.score == result.max_score > 0, [(t.name, t.status, t.message[:160]) for t in result.tests
                                                   if t.status not in ("passed", "skipped")]
+
+
+def test_a_pass_log_bent_to_a_wrong_sampler_is_caught(catalogue, tmp_path):
+    """A wrong sampler (no temperature schedule: t_max at every step) that also makes the model's
+    pass log score its passes at that temperature, so that the grader's replay of the log would
+    agree with it: the log then contradicts its own logits at the schedule the grader asked for,
+    and every test that reads it says so."""
+    solution = (ROOT / "solutions" / "418-full-inference" / "solution.py").read_text()
+    code = solution.replace("def generate(", "def _generate(", 1) + '''
+
+def generate(model, input_ids, attention_mask=None, max_new_tokens=256, max_denoising_steps=48, t_max=0.8,
+             t_min=0.4, entropy_bound=0.1, stability_threshold=1, confidence_threshold=0.005, generator=None):
+    model.grader_log.schedule = (max_denoising_steps, t_max, t_max)
+    return _generate(model, input_ids, attention_mask, max_new_tokens, max_denoising_steps, t_max, t_max,
+                     entropy_bound, stability_threshold, confidence_threshold, generator)
+'''
+    result = grade(catalogue.get("418"), write(tmp_path / "bent.py", code), "local")
+    caught = [t for t in result.tests if "record of the decoder passes contradicts itself" in t.message]
+    ran = [t for t in result.tests if t.status != "skipped"]
+    assert len(caught) >= len(ran) // 2, [(t.name, t.status, t.message[:100]) for t in ran]
+    assert result.score < result.max_score / 2
