@@ -143,6 +143,13 @@ def checked(record) -> tuple:
     return ids, mask, seq, tpf, log, settings
 
 
+def step_temperature(s: dict, step: int) -> float:
+    """The released schedule's temperature at a canvas's step `step` (from 0): t_max down to t_min,
+    t_min past the step limit (the tests fail such a pass anyway)."""
+    n_steps = s["max_denoising_steps"]
+    return s["t_min"] + (s["t_max"] - s["t_min"]) * max(n_steps - step, 0) / n_steps
+
+
 def summaries_agree(log: dict, s: dict) -> bool:
     """Whether each decoder pass's entropy, argmax and top probability in the log are those of its
     logged logits at the temperature of its step in its canvas (the sandbox computes both; they can
@@ -151,10 +158,9 @@ def summaries_agree(log: dict, s: dict) -> bool:
     grader's own model instead (decoder_logits_match)."""
     if log["cols"].numel() != V:
         return True
-    n_steps = s["max_denoising_steps"]
     for index in sorted({d["after_encoder"] for d in log["decoder"]}):
         for i, call in enumerate(d for d in log["decoder"] if d["after_encoder"] == index):
-            temperature = s["t_min"] + (s["t_max"] - s["t_min"]) * max(n_steps - i, 0) / n_steps
+            temperature = step_temperature(s, i)
             if call["logits"] is None:
                 return False
             logp = torch.log_softmax(call["logits"].double() / temperature, dim=-1)
@@ -188,7 +194,6 @@ def replay(log: dict, s: dict) -> list[dict]:
     The pass log holds, per pass, the entropy, argmax and top probability of softmax(logits / T)
     at each position (T: the step's temperature) and the logits at the columns `log["cols"]`;
     c["eff"][i] holds those of step i's processed logits (frozen for rows that had stopped)."""
-    n_steps = s["max_denoising_steps"]
     canvases = []
     for index in sorted({d["after_encoder"] for d in log["decoder"]}):
         calls = [d for d in log["decoder"] if d["after_encoder"] == index]
@@ -199,7 +204,7 @@ def replay(log: dict, s: dict) -> list[dict]:
         eff = None
         effs, accepted = [], []
         for i, call in enumerate(calls):
-            temperature = s["t_min"] + (s["t_max"] - s["t_min"]) * (n_steps - i) / n_steps
+            temperature = step_temperature(s, i)
             h = call["entropy"].double()
             sorted_h, order = h.sort(dim=-1)
             keep = sorted_h.cumsum(-1) - sorted_h <= s["entropy_bound"]
