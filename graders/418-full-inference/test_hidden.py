@@ -137,10 +137,16 @@ def checked(record) -> tuple:
         "the grader's record of the decoder passes contradicts itself (its entropies, argmax or top probabilities "
         "are not those of its logits at the step's temperature): the model's pass log was changed from inside the "
         "submission")
-    n_canvases = len({d["after_encoder"] for d in log["decoder"]})
+    n_canvases = len(canvas_calls(log))
     seq, tpf = check_answer(out, ids.shape[0], ids.shape[1] + n_canvases * L,
                             "sequences (the prompt, then one canvas per canvas the decoder denoised)")
     return ids, mask, seq, tpf, log, settings
+
+
+def canvas_calls(log: dict) -> list[list[dict]]:
+    """The logged decoder calls grouped by canvas (the encoder pass they followed), in order."""
+    indices = sorted({d["after_encoder"] for d in log["decoder"]})
+    return [[d for d in log["decoder"] if d["after_encoder"] == index] for index in indices]
 
 
 def step_temperature(s: dict, step: int) -> float:
@@ -158,8 +164,8 @@ def summaries_agree(log: dict, s: dict) -> bool:
     grader's own model instead (decoder_logits_match)."""
     if log["cols"].numel() != V:
         return True
-    for index in sorted({d["after_encoder"] for d in log["decoder"]}):
-        for i, call in enumerate(d for d in log["decoder"] if d["after_encoder"] == index):
+    for calls in canvas_calls(log):
+        for i, call in enumerate(calls):
             temperature = step_temperature(s, i)
             if call["logits"] is None:
                 return False
@@ -195,8 +201,7 @@ def replay(log: dict, s: dict) -> list[dict]:
     at each position (T: the step's temperature) and the logits at the columns `log["cols"]`;
     c["eff"][i] holds those of step i's processed logits (frozen for rows that had stopped)."""
     canvases = []
-    for index in sorted({d["after_encoder"] for d in log["decoder"]}):
-        calls = [d for d in log["decoder"] if d["after_encoder"] == index]
+    for calls in canvas_calls(log):
         b = calls[0]["canvas"].shape[0]
         stopped = torch.zeros(b, dtype=torch.bool)
         stop_call = [None] * b
@@ -335,7 +340,8 @@ def _hf_generate_once(model, prompts, seed, **kwargs):
     torch.manual_seed(seed)
     from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
 
-    out = model.generate(ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=kwargs.get("max_new_tokens", 24),
+    out = model.generate(ids.to(model.device), attention_mask=mask.to(model.device),
+                         max_new_tokens=kwargs.get("max_new_tokens", 24),
                          max_denoising_steps=s["max_denoising_steps"], t_max=s["t_max"], t_min=s["t_min"],
                          sampler_config=EntropyBoundSamplerConfig(entropy_bound=s["entropy_bound"]),
                          stability_threshold=s["stability_threshold"],
@@ -742,8 +748,7 @@ def test_tokens_per_forward_of_rows_that_ended_earlier(endings):
     """Rows that ended in the first canvas are denoised in the second, where some of them stop
     before the others: none of their passes there counts, before or after they stop."""
     ids, _, seq, _, log, _ = checked(endings)
-    ended = finished_before_each_canvas(seq, ids.shape[1], len({d["after_encoder"] for d in log["decoder"]}),
-                                        ENDINGS_EOS)
+    ended = finished_before_each_canvas(seq, ids.shape[1], len(canvas_calls(log)), ENDINGS_EOS)
     assert len(ended) == 2 and bool(ended[1].any()) and not bool(ended[1].all()), \
         "expected some rows to end in the first canvas (at ids of the eos list) and one to go on to a second"
     assert tokens_per_forward_ok(endings, ENDINGS_EOS), (
@@ -1065,12 +1070,11 @@ def decoder_logits_match(model, ids, mask, seq, log, canvas_length) -> bool:
     generated = seq[:, prompt_len:]
     cache = DynamicCache(config=model.config)
     mask_2d, new_tokens, cached = mask.bool(), ids, 0
-    for c, index in enumerate(sorted({d["after_encoder"] for d in log["decoder"]})):
+    for c, calls in enumerate(canvas_calls(log)):
         n = new_tokens.shape[1]
         model.model.encoder(input_ids=new_tokens.to(model.device), attention_mask=mask_2d.to(model.device),
                             past_key_values=cache, position_ids=torch.arange(cached, cached + n, device=model.device)[None])
         cached += n
-        calls = [d for d in log["decoder"] if d["after_encoder"] == index]
         decoder_mask = F.pad(mask_2d, (0, canvas_length), value=True).to(model.device)
         positions = torch.arange(cached, cached + canvas_length, device=model.device)[None]
         # every later call too where the log holds its whole self-conditioning logits (a small vocabulary)

@@ -115,24 +115,33 @@ def test_fine(submission):
     assert elapsed < 60, elapsed
 
 
+def reference_of_418_with(before: str, t_min: str = "t_min") -> str:
+    """418's reference, its generate wrapped: the wrapper runs `before` (lines using `model`, the
+    settings), then the reference with `t_min` as its t_min."""
+    solution = (ROOT / "solutions" / "418-full-inference" / "solution.py").read_text()
+    body = "\n".join("    " + line for line in before.strip().splitlines())
+    return solution.replace("def generate(", "def _generate(", 1) + f'''
+
+def generate(model, input_ids, attention_mask=None, max_new_tokens=256, max_denoising_steps=48, t_max=0.8,
+             t_min=0.4, entropy_bound=0.1, stability_threshold=1, confidence_threshold=0.005, generator=None):
+{body}
+    return _generate(model, input_ids, attention_mask, max_new_tokens, max_denoising_steps, t_max, {t_min},
+                     entropy_bound, stability_threshold, confidence_threshold, generator)
+'''
+
+
 def test_a_handle_method_replaced_by_the_submission_is_not_what_the_grader_calls(catalogue, tmp_path):
     """418's hidden tests read the model's pass log through its grader_* methods. A submission
     that replaces them on the model (no logging, an empty log, eos ids left alone) changes nothing
     the grader sees: those methods were taken from the handle before any solver code ran. Here the
     reference does it, and keeps full marks; through the replaced methods the grader would see
     no decoder pass at all."""
-    solution = (ROOT / "solutions" / "418-full-inference" / "solution.py").read_text()
-    code = solution.replace("def generate(", "def _generate(", 1) + '''
-
-def generate(model, input_ids, attention_mask=None, max_new_tokens=256, max_denoising_steps=48, t_max=0.8,
-             t_min=0.4, entropy_bound=0.1, stability_threshold=1, confidence_threshold=0.005, generator=None):
-    model.grader_log_passes = lambda *args, **kwargs: None
-    model.grader_take_log = lambda: {"encoder_tokens": [], "decoder": [], "cols": None, "overflow": False,
-                                     "dropped": 0, "dtype": "torch.float32"}
-    model.grader_set_eos = lambda ids: None
-    return _generate(model, input_ids, attention_mask, max_new_tokens, max_denoising_steps, t_max, t_min,
-                     entropy_bound, stability_threshold, confidence_threshold, generator)
-'''
+    code = reference_of_418_with("""
+model.grader_log_passes = lambda *args, **kwargs: None
+model.grader_take_log = lambda: {"encoder_tokens": [], "decoder": [], "cols": None, "overflow": False,
+                                 "dropped": 0, "dtype": "torch.float32"}
+model.grader_set_eos = lambda ids: None
+""")
     result = grade(catalogue.get("418"), write(tmp_path / "patched.py", code), "local")
     assert result.score == result.max_score > 0, [(t.name, t.status, t.message[:160]) for t in result.tests
                                                   if t.status not in ("passed", "skipped")]
@@ -143,15 +152,7 @@ def test_a_pass_log_bent_to_a_wrong_sampler_is_caught(catalogue, tmp_path):
     pass log score its passes at that temperature, so that the grader's replay of the log would
     agree with it: the log then contradicts its own logits at the schedule the grader asked for,
     and every test that reads it says so."""
-    solution = (ROOT / "solutions" / "418-full-inference" / "solution.py").read_text()
-    code = solution.replace("def generate(", "def _generate(", 1) + '''
-
-def generate(model, input_ids, attention_mask=None, max_new_tokens=256, max_denoising_steps=48, t_max=0.8,
-             t_min=0.4, entropy_bound=0.1, stability_threshold=1, confidence_threshold=0.005, generator=None):
-    model.grader_log.schedule = (max_denoising_steps, t_max, t_max)
-    return _generate(model, input_ids, attention_mask, max_new_tokens, max_denoising_steps, t_max, t_max,
-                     entropy_bound, stability_threshold, confidence_threshold, generator)
-'''
+    code = reference_of_418_with("model.grader_log.schedule = (max_denoising_steps, t_max, t_max)", t_min="t_max")
     result = grade(catalogue.get("418"), write(tmp_path / "bent.py", code), "local")
     caught = [t for t in result.tests if "record of the decoder passes contradicts itself" in t.message]
     ran = [t for t in result.tests if t.status != "skipped"]

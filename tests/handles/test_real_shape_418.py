@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from runner.handles import handle_limits
 from runner.handles.diffusiongemma import (CPU_LIMITS_AT_REAL_SHAPE, REAL_CANVAS_LENGTH, REAL_EOS_IDS, REAL_VOCAB_SIZE,
@@ -75,7 +76,7 @@ def test_limits_on_the_cpu_scale_with_a_canvas_of_logits(real_shape, tmp_path):
     small = build_real_shape_model(tmp_path / "small", vocab_size=8192, canvas_length=64)
     assert cpu_limits(small) == {name: value / 128 for name, value in CPU_LIMITS_AT_REAL_SHAPE.items()}
     meta = Catalogue(ROOT).get("418").meta
-    if meta.device == "cuda" and __import__("torch").cuda.is_available():
+    if meta.device == "cuda" and torch.cuda.is_available():
         pytest.skip("a GPU is visible: 418's model runs there, with the problem's own limits")
     with overridden(diffusiongemma_path=str(bundled_checkpoint())):
         assert handle_limits(meta) == {}
