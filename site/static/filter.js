@@ -24,10 +24,12 @@
     });
     sets.forEach(function (set) { set.hidden = !set.querySelector("tr[data-tags]:not([hidden])"); });
     status.textContent = shown + " of " + rows.length + " problems shown";
-    var params = new URLSearchParams();
-    if (tag.value) params.set("tag", tag.value);
-    if (difficulty.value) params.set("difficulty", difficulty.value);
-    var hash = params.toString();
+    // encodeURIComponent, not URLSearchParams.toString(): a space must read %20, as in the tag links
+    // the pages carry, not "+"; readHash accepts both.
+    var parts = [];
+    if (tag.value) parts.push("tag=" + encodeURIComponent(tag.value));
+    if (difficulty.value) parts.push("difficulty=" + encodeURIComponent(difficulty.value));
+    var hash = parts.join("&");
     history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search);
   }
 
