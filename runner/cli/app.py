@@ -15,7 +15,6 @@ from runner.problems.catalogue import Catalogue, ProblemDir, UnknownProblem, fin
 from runner.problems.schema import ProblemFormatError
 from runner.settings import current as current_settings
 
-SUBMITTABLE = (".py", ".ipynb")  # what `grader submit` grades
 INVALID_EXIT = 4  # `grader submit`: 0 graded, 2 usage, 3 the grader failed, 4 the file could not be graded
 MIN_MUTATION_SCORE = 0.95  # `grader validate --mutate`: the target for killed / (total - equivalent)
 
@@ -190,13 +189,12 @@ def submit(ident: str = typer.Argument(..., metavar="ID"), file: Path = typer.Ar
 
 def submission_file(path: Path) -> Path:
     """The file `grader submit` grades: FILE itself, or a working folder's solution.py; a clear
-    exit, before anything is stored or sent, when there is none or it is of a type never graded."""
+    exit, before anything is stored or sent, when there is none. A file of the wrong type is
+    handed in all the same: like any file that cannot be loaded, it is stored with one `invalid` verdict."""
     if path.is_dir():
         if not (path / "solution.py").is_file():
             fail(f"{path} is a folder without a solution.py: pass the file to grade (.py or .ipynb)")
         return path / "solution.py"
-    if path.suffix not in SUBMITTABLE:
-        fail(f"{path}: not a Python file (.py) or a notebook (.ipynb), the only files that can be graded")
     if not path.is_file():
         fail(f"{path}: no such file")
     return path

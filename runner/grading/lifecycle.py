@@ -9,13 +9,12 @@ is stored and on which exceptions fail a submission:
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import traceback
 from pathlib import Path
 
 from runner.grading.pipeline import GradingError, grade
-from runner.grading.submission import MAX_BYTES
+from runner.grading.submission import MAX_BYTES, digest
 from runner.problems.catalogue import ProblemDir
 from runner.records.gradebook import Gradebook
 from runner.records.results import Result
@@ -37,7 +36,7 @@ def limits_from_settings() -> dict:
 def store_submission(book: Gradebook, pdir: ProblemDir, path: Path, backend: str, user: str | None = None) -> int:
     """Store what was handed in (at most MAX_BYTES of it, with the full size and digest); its id."""
     raw = path.read_bytes() if path.is_file() else b""
-    return book.add(pdir.key, path.name, raw[:MAX_BYTES], hashlib.sha256(raw).hexdigest(), backend,
+    return book.add(pdir.key, path.name, raw[:MAX_BYTES], digest(raw), backend,
                     user=user, size=len(raw))
 
 

@@ -26,7 +26,12 @@ class Source:
     @property
     def sha256(self) -> str:
         """The digest of what was handed in, as the gradebook stores it."""
-        return hashlib.sha256(self.raw).hexdigest()
+        return digest(self.raw)
+
+
+def digest(raw: bytes) -> str:
+    """The sha256 the gradebook and the result record of what was handed in, gradable or not."""
+    return hashlib.sha256(raw).hexdigest()
 
 
 def read_submission(path: Path, functions: list[str] | None = None) -> Source:
@@ -46,7 +51,8 @@ def read_submission(path: Path, functions: list[str] | None = None) -> Source:
 def check_source(filename: str, raw: bytes, functions: list[str] | None = None) -> Source:
     """Type, size, encoding, syntax and the names the problem asks for; SubmissionInvalid naming the file."""
     if not filename.endswith((".py", ".ipynb")):
-        raise SubmissionInvalid(f"{filename}: only a Python file (.py) or a notebook (.ipynb) can be graded",
+        raise SubmissionInvalid(f"{filename}: only a Python file (.py) or a notebook (.ipynb) can be graded: "
+                                "save your functions as solution.py and submit that",
                                 at_load=True)
     if len(raw) == 0 or not raw.strip():
         raise SubmissionInvalid(f"{filename}: the file is empty")

@@ -4,14 +4,13 @@ Every accepted submission is stored in the gradebook before it is queued.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, UploadFile
 
 from runner.problems.catalogue import Catalogue, UnknownProblem
 from runner.records.gradebook import Gradebook, user_for_token
-from runner.grading.submission import MAX_BYTES
+from runner.grading.submission import MAX_BYTES, digest
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD = 4 * MAX_BYTES  # larger files are refused; up to this they are stored and judged invalid
@@ -58,7 +57,7 @@ async def create_submission(problem: str = Form(...), file: UploadFile = File(..
     if len(raw) > MAX_UPLOAD:
         raise HTTPException(413, f"the file is larger than {MAX_UPLOAD} bytes")
     book = gradebook()
-    sub_id = book.add(pdir.key, file.filename or "submission.py", raw, hashlib.sha256(raw).hexdigest(),
+    sub_id = book.add(pdir.key, file.filename or "submission.py", raw, digest(raw),
                       backend="queue", user=user)
     book.mark_queued(sub_id)  # before enqueueing: a fast worker must not have its status overwritten
     try:

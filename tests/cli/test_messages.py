@@ -1,4 +1,5 @@
 """What `grader` says when it refuses, has nothing to show, or writes to a pipe (real subprocesses)."""
+import hashlib
 import json
 
 from tests.support.helpers import ROOT, grader_cli, write
@@ -10,14 +11,22 @@ def history(env) -> list:
     return json.loads(grader_cli("results", "--json", env=env).stdout)
 
 
-def test_a_file_neither_py_nor_ipynb_is_refused_before_grading(tmp_path):
+def test_a_file_neither_py_nor_ipynb_is_stored_with_one_invalid_verdict(tmp_path):
     env = {"GRADER_DATA_DIR": str(tmp_path / "data")}
     notes = write(tmp_path / "notes.txt", STARTER.read_text())  # valid Python, wrong type
-    out = grader_cli("submit", "413", str(notes), env=env)
-    assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr == (f"error: {notes}: not a Python file (.py) or a notebook (.ipynb), "
-                          "the only files that can be graded\n")
-    assert history(env) == [], "nothing is stored"
+    out = grader_cli("submit", "413", str(notes), "--json", env=env)
+    assert out.returncode == 4, out.stderr  # not gradable, as for any file that cannot be loaded
+    record = json.loads(out.stdout)
+    assert (record["status"], record["score"]) == ("invalid", 0) and record["max_score"] > 0
+    assert record["sha256"] == hashlib.sha256(notes.read_bytes()).hexdigest(), "the digest the gradebook keeps"
+    (row,) = record["tests"]
+    assert row["status"] == "invalid"
+    assert row["message"] == ("notes.txt: only a Python file (.py) or a notebook (.ipynb) can be graded: "
+                              "save your functions as solution.py and submit that")
+    assert [(h["filename"], h["status"], h["score"]) for h in history(env)] == [("notes.txt", "invalid", 0)]
+    missing = grader_cli("submit", "413", str(tmp_path / "nothing.py"), env=env)
+    assert missing.returncode == 2 and missing.stderr == f"error: {tmp_path / 'nothing.py'}: no such file\n"
+    assert len(history(env)) == 1, "a file that does not exist is not a submission"
 
 
 def test_a_folder_is_graded_as_its_solution_py_and_the_result_names_it(tmp_path):
@@ -56,8 +65,8 @@ def test_piped_output_never_breaks_a_path_or_command(tmp_path):
     for line in (f"  wrote {ws / 'solution.py'}", f"  grader test {ws}",
                  f"  grader submit 413-forward-process {ws / 'solution.py'}"):
         assert line in start.stdout.splitlines(), start.stdout
-    refused = grader_cli("submit", "413", str(ws / "statement.md"), env=env)
-    assert refused.stderr.count("\n") == 1 and str(ws / "statement.md") in refused.stderr
+    refused = grader_cli("submit", "413", str(ws / "no-such-solution.py"), env=env)
+    assert refused.stderr.count("\n") == 1 and str(ws / "no-such-solution.py") in refused.stderr
     write(ws / "solution.py", "def forward_process(:\n")
     graded = grader_cli("submit", "413", str(ws / "solution.py"), env=env)
     assert f"graded {ws / 'solution.py'}, " in graded.stdout
