@@ -13,6 +13,9 @@ from pathlib import Path
 from runner.sandbox.failures import SubmissionInvalid
 
 MAX_BYTES = 1 << 20
+# said when a notebook lacks a function: which of its cells were read
+NOTEBOOK_CELLS = (" (a notebook is graded from its code cells tagged `solution`, or from all of them when "
+                  "none is tagged; a cell that starts with `%%solution ID` is tagged for you)")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ def check_source(filename: str, raw: bytes, functions: list[str] | None = None) 
         defined = top_level_names(tree)
         missing = [f for f in functions if f not in defined]
         if missing:
-            raise SubmissionInvalid(f"{filename}: does not define {', '.join(missing)}")
+            where = NOTEBOOK_CELLS if filename.endswith(".ipynb") else ""
+            raise SubmissionInvalid(f"{filename}: does not define {', '.join(missing)}{where}")
     return Source(filename, code, raw)
 
 
@@ -94,7 +98,8 @@ def top_level_names(tree: ast.Module) -> set[str]:
 
 
 def notebook_to_module(filename: str, text: str) -> str:
-    """The code cells tagged `solution`, or every code cell when none is tagged.
+    """The solution cells (tagged `solution`, or starting with `%%solution ID`), or every code cell
+    when there is none.
 
     IPython magics and shell lines (% and !) become empty lines: they are not Python, and a
     single cell keeps its own line numbers in syntax errors and tracebacks.
@@ -105,16 +110,25 @@ def notebook_to_module(filename: str, text: str) -> str:
     except (ValueError, KeyError, TypeError):
         raise SubmissionInvalid(f"{filename}: not a Jupyter notebook (no readable 'cells')") from None
     code_cells = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"]
-    tagged = [c for c in code_cells if "solution" in (c.get("metadata", {}).get("tags") or [])]
-    chosen = tagged or code_cells
+    chosen = [cell_source(c) for c in ([c for c in code_cells if is_solution_cell(c)] or code_cells)]
     if not chosen:
         raise SubmissionInvalid(f"{filename}: the notebook has no code cell to grade: write your solution in a "
                                 "code cell that starts with `%%solution ID`, or tag its cell `solution` "
                                 "(JupyterLab: the cell's property inspector, Common Tools > Cell Tags)")
     parts = []
-    for cell in chosen:
-        src = cell.get("source", "")
-        src = "".join(src) if isinstance(src, list) else str(src)
+    for src in chosen:
         lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in src.splitlines()]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
+
+
+def is_solution_cell(cell: dict) -> bool:
+    """Tagged `solution`, or a `%%solution ID` cell (the one the kernel records as the solution)."""
+    return "solution" in (cell.get("metadata", {}).get("tags") or []) or \
+        cell_source(cell).lstrip().startswith("%%solution")
+
+
+def cell_source(cell: dict) -> str:
+    """A cell's source, stored as one string or as a list of lines."""
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)

@@ -58,12 +58,27 @@ def notebook(cells: list[tuple[str, list[str]]]) -> bytes:
     }).encode()
 
 
-def test_notebook_solution_cells_are_graded(catalogue, tmp_path):
+@pytest.mark.parametrize("head,tags", [("%matplotlib inline\n", ["solution"]), ("%%solution 413\n", [])],
+                         ids=["tagged", "solution-magic"])
+def test_notebook_solution_cells_are_graded(catalogue, tmp_path, head, tags):
     ref = catalogue.get("413").solution_file.read_text()
-    data = notebook([("raise SystemExit('scratch cell, not part of the submission')", []),
-                     ("%matplotlib inline\n" + ref, ["solution"])])
+    data = notebook([("raise SystemExit('scratch cell, not part of the submission')", []), (head + ref, tags)])
     result = grade_bytes(catalogue, tmp_path, "nb.ipynb", data)
     assert result.score == result.max_score
+
+
+def test_a_notebook_without_the_functions_says_which_cells_were_read():
+    from runner.grading.submission import check_source
+    from runner.sandbox.failures import SubmissionInvalid
+
+    data = notebook([("import torch\nx = torch.zeros(3)", []), ("def helper():\n    pass", [])])
+    with pytest.raises(SubmissionInvalid) as err:
+        check_source("nb.ipynb", data, ["sample_noise_level"])
+    assert err.value.message.startswith("nb.ipynb: does not define sample_noise_level (a notebook is graded from ")
+    assert "tagged `solution`" in err.value.message and "%%solution ID" in err.value.message
+    with pytest.raises(SubmissionInvalid) as err:  # a .py file is read whole: nothing to say about cells
+        check_source("nb.py", b"x = 1\n", ["sample_noise_level"])
+    assert err.value.message == "nb.py: does not define sample_noise_level"
 
 
 def test_notebook_without_tags_uses_all_code_cells(catalogue, tmp_path):
