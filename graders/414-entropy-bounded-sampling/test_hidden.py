@@ -228,7 +228,7 @@ def test_bound_zero_and_certain_tokens(submission):
     assert_shape_dtype(got, (2, 6), torch.bool, what="accepted mask")
     assert bool(got.any(-1).all()), "bound 0: a row accepted no token at all"
     assert_close(got, mask([[1, 0, 1, 1, 0, 1], [0, 1, 0, 0, 0, 0]]), rtol=0, atol=0,
-                 what="accepted mask with bound 0 (the comparison with the bound is not strict)")
+                 what="accepted mask with bound 0 (every token of entropy exactly 0, and the next one)")
 
 
 def test_rows_decide_independently(submission):
@@ -322,13 +322,13 @@ def test_renoised_tokens_are_independent(submission):
     rows_agree = int((out[0::2] == out[1::2]).sum())
     pairs = batch // 2 * length
     assert abs(rows_agree - pairs / vocab) <= binomial_bound(pairs, 1 / vocab), \
-        "the fresh tokens of different batch rows at the same position do not agree as rarely as " \
-        "independent uniform draws do"
+        "the fresh tokens of different batch rows at the same position do not agree as often as " \
+        "independent draws, uniform over every id of the vocabulary, do"
     cols_agree = int((out[:, 0::2] == out[:, 1::2]).sum())
     pairs = batch * (length // 2)
     assert abs(cols_agree - pairs / vocab) <= binomial_bound(pairs, 1 / vocab), \
-        "the fresh tokens of neighbouring positions do not agree as rarely as independent uniform " \
-        "draws do"
+        "the fresh tokens of neighbouring positions do not agree as often as independent draws, " \
+        "uniform over every id of the vocabulary, do"
 
 
 def _next_canvas(submission, current, *args, **kwargs) -> torch.Tensor:
