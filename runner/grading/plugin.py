@@ -130,7 +130,8 @@ class GraderFixtures:
             self._submission = self._make_submission()
             # A copy without the traceback: the test's record keeps it to the end of grading, and
             # the frames of the failed call hold what the sandboxed process sent (up to gigabytes).
-            self._submission.observer = lambda failure: self._observed.append(failure.again())
+            self._submission.observer = lambda failure: self._observed.append(
+                failure.again() if isinstance(failure, SolverFailure) else type(failure)(*failure.args))
         return self._submission
 
     def _make_submission(self) -> SubmissionProxy:

@@ -20,8 +20,11 @@ OBSERVED = pytest.StashKey[list]()
 
 # What a hidden test may say of a failure: a fixed text per verdict. Anything the solver's code
 # can shape (exception messages and class names, function names, exit statuses, import names,
-# anything in a reply) could carry the hidden inputs out, so only the line numbers of its own
-# file are added. Timeouts are the exception: their texts are the grader's own.
+# anything in a reply) could carry the hidden inputs out, so only one line number is added: the
+# innermost of its own file, and only one that exists there. (The sandboxed process reports the
+# frames, and code objects can claim any line: a chain of them spelled 130 bytes of inputs. One
+# line bounds that to log2(lines in the file) bits per failing test.) Timeouts are the exception:
+# their texts are the grader's own.
 HIDDEN_TEXT = {
     "error": "your code raised an exception",
     "timeout": "your code ran past its time limit (the per-call limit, or the submission's total budget)",
@@ -39,22 +42,24 @@ def author_message(exc: AssertionError) -> str:
     return text[:cut] if cut >= 0 else ("" if text.startswith("assert ") else text)
 
 
-def hidden_failure_text(exc: SolverFailure) -> str:
-    """The verdict message of a hidden test: the verdict's fixed text and the solver's line numbers.
-    A timeout keeps its message: only the grader raises one, naming which of its limits ran out."""
+def hidden_failure_text(exc: SolverFailure, file_lines: int) -> str:
+    """The verdict message of a hidden test: the verdict's fixed text and the line of the solver's
+    file (of `file_lines`) where it happened. A timeout keeps its message: only the grader raises
+    one, naming which of its limits ran out."""
     if exc.verdict == "timeout":
         return exc.message
     text = HIDDEN_TEXT.get(exc.verdict, HIDDEN_TEXT["error"])
-    if exc.lines:
-        text += f" (at line {', '.join(str(n) for n in dict.fromkeys(exc.lines))} of your file)"
+    if exc.lines and 1 <= exc.lines[-1] <= file_lines:
+        text += f" (at line {exc.lines[-1]} of your file)"
     return text
 
 
 class VerdictCollector:
     """pytest plugin that turns each test's outcome into a verdict."""
 
-    def __init__(self, hidden_root: Path):
+    def __init__(self, hidden_root: Path, file_lines: int = 0):
         self.hidden_root = hidden_root.resolve()
+        self.file_lines = file_lines  # of the graded module: a hidden verdict names no line past them
         self.tests: list[TestResult] = []
         self.problems: list[str] = []  # the tests' own faults: grading cannot go on
 
@@ -116,7 +121,7 @@ class VerdictCollector:
             self.problems.append(str(exc))  # the grader's failure: no verdict against the solver
         elif isinstance(exc, SolverFailure):
             full = "\n".join(p for p in (exc.message, exc.detail) if p)
-            self.add(item, exc.verdict, hidden_failure_text(exc) if hidden and not exc.at_load else full)
+            self.add(item, exc.verdict, hidden_failure_text(exc, self.file_lines) if hidden and not exc.at_load else full)
         elif isinstance(exc, AssertionError):
             # runner.testing's checks carry a second text without the solver's values for hidden tests
             text = (getattr(exc, "hidden_message", None) or author_message(exc)) if hidden else str(exc)

@@ -10,7 +10,9 @@ import guard before the submission's first line runs.
 
 The parent relays whole frames between the grader's pipes and the child's socket, so a child that
 dies halfway through a reply never leaves a partial frame on the grader's pipe; the child never
-holds the grader's pipes at all. Requests the parent answers itself:
+holds the grader's pipes at all. It relays one answer per request, and none that claims to be the
+parent's own (PARENT_KEYS): the solver's code can write to the child's socket, and the grader reads
+the parent's frames as the sandbox's word. Requests the parent answers itself:
 
   {"op": "load", ...}   -> {"ok": true, "forked": true} (its own reply, always first), then
                            the child's answer to the load; or {"ok": false, "kind": "unavailable"}
@@ -36,6 +38,9 @@ from runner.sandbox import wire
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
+# Keys only the parent's own frames carry: the grader reads them as the sandbox's word (a death, a
+# fork, a missing installation), so a child's frame that holds one is a forgery, never relayed.
+PARENT_KEYS = ("died", "killed", "forked", "ready")
 
 
 class Relay:
@@ -172,6 +177,8 @@ class Relay:
     def drain(self, once: bool = False) -> bool:
         """Read what the child sent and relay each whole frame; False at its end of stream (or
         after a frame that is not the protocol, which ends the child)."""
+        if self.last_words is not None:
+            return False  # it broke the protocol: nothing more of its is relayed
         while self.pid is not None:
             try:
                 chunk = self.sock.recv(1 << 20)
@@ -184,8 +191,14 @@ class Relay:
             try:
                 self.inbox.feed(chunk)
                 while (frame := self.inbox.frame()) is not None:
+                    if not self.waiting or is_forgery(frame[1]):
+                        # one answer per request, in the child's own words: anything else (a frame
+                        # nobody asked for, one dressed as the parent's) ends the child unrelayed
+                        self.last_words = {"kind": "protocol", "message": "the child sent a frame that is not "
+                                                                          "an answer to a request"}
+                        return False
                     self.write(frame[0])
-                    self.waiting = max(0, self.waiting - 1)
+                    self.waiting -= 1
             except wire.WireError:
                 self.last_words = {"kind": "protocol", "message": "the child sent a malformed frame"}
                 return False
@@ -223,6 +236,16 @@ class Relay:
         self.waiting = 0
         self.last_death = exit_status(status)
         return self.last_death
+
+
+def is_forgery(header: str) -> bool:
+    """Whether a child's frame header claims what only the parent says. A header that is not
+    well-formed JSON is relayed as it is: the grader's reader refuses it and says why."""
+    try:
+        parsed = wire.parse_header(header, wire.REPLY)
+    except wire.WireError:
+        return False
+    return any(k in parsed for k in PARENT_KEYS) or parsed.get("kind") == "unavailable"
 
 
 def exit_status(status: int) -> dict:
