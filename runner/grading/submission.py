@@ -33,7 +33,7 @@ class Source:
 
 
 def digest(raw: bytes) -> str:
-    """The sha256 the gradebook and the result record of what was handed in, gradable or not."""
+    """The sha256 of what was handed in, gradable or not, as the gradebook and the result record keep it."""
     return hashlib.sha256(raw).hexdigest()
 
 
