@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.handles import GPUUnavailable, handle_device
+from runner.handles import GPUUnavailable, HandleUnavailable, check_handles, handle_device
 from runner.grading.plugin import GradingContext
 from runner.grading.submission import digest, read_submission
 from runner.grading.verdicts import VerdictCollector
@@ -55,9 +55,10 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
             get_backend(backend).check()
         except SandboxUnavailable as exc:
             raise GradingError(str(exc)) from None
-    try:  # never move a problem meant for the GPU to the CPU unasked
+    try:  # never move a problem meant for the GPU to the CPU unasked; a model where the settings say
         handle_device(pdir.meta)
-    except GPUUnavailable as exc:
+        check_handles(pdir.meta)
+    except (GPUUnavailable, HandleUnavailable) as exc:
         raise GradingError(str(exc)) from None
     context = GradingContext(pool)
     code = pytest.main(args, plugins=[collector, context])

@@ -77,6 +77,17 @@ class GPUUnavailable(RuntimeError):
     """A problem runs on the GPU, none is visible, and the problem does not allow the CPU."""
 
 
+class HandleUnavailable(RuntimeError):
+    """What a handle is built from is not where the settings say: the installation's fault."""
+
+
+def check_handles(problem: "Problem") -> None:
+    """HandleUnavailable, naming the setting, unless every handle's folder holds what it is built
+    from: said before grading starts, never as a failure inside a submission's tests."""
+    for h in problem.handles:
+        KINDS[h.kind].folder()
+
+
 def handle_device(problem: "Problem") -> str:
     """Where a problem's handles run: "cuda" when it asks for the GPU and one is visible, "cpu"
     when it runs on the CPU or allows the CPU in place of a missing GPU; GPUUnavailable otherwise."""

@@ -36,9 +36,17 @@ def bundled_checkpoint() -> Path:
 def model_folder() -> Path:
     """The weights the model handle is built from: $GRADER_DIFFUSIONGEMMA_PATH (a local copy of the
     released model) or the bundled tiny checkpoint. Nothing is ever downloaded."""
+    from runner.handles import HandleUnavailable
     from runner.settings import current
 
-    return Path(current().diffusiongemma_path or bundled_checkpoint()).resolve()
+    given = current().diffusiongemma_path
+    folder = Path(given or bundled_checkpoint()).resolve()
+    missing = [name for name in ("config.json", "generation_config.json") if not (folder / name).is_file()]
+    if missing:
+        where = (f"GRADER_DIFFUSIONGEMMA_PATH={given} must name a model folder as save_pretrained writes it"
+                 if given else "the bundled checkpoint is incomplete: reinstall the package")
+        raise HandleUnavailable(f"{folder}: no {' or '.join(missing)}; {where}")
+    return folder
 
 
 # ------------------------------------------------------------------ the synthetic language

@@ -12,6 +12,7 @@ from runner.modules import import_file
 from runner.problems.catalogue import Catalogue
 from runner.handles.diffusiongemma import (BUNDLED_NAME, CANVAS_LENGTH, EOS, PAD, bundled_checkpoint, copy_example, count_example,
                           left_pad, load_model)
+from tests.support.helpers import write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,7 +161,7 @@ def test_loader_refuses_a_missing_folder(tmp_path):
         load_model(tmp_path / "nothing-here")
 
 
-def test_handles_only_for_the_capstone(monkeypatch):
+def test_handles_only_for_the_capstone(monkeypatch, tmp_path):
     from runner.handles import handles_for
     from runner.sandbox.backends import SANDBOX_ASSETS
 
@@ -171,9 +172,29 @@ def test_handles_only_for_the_capstone(monkeypatch):
     assert handles["model"]["path"].endswith(f"/assets/{BUNDLED_NAME}")
     assert handles.get("_cuda", False) == torch.cuda.is_available()
     assert handles_for(cat.get("415-adaptive-stopping").meta, SANDBOX_ASSETS) == ({}, {})
-    monkeypatch.setenv("GRADER_DIFFUSIONGEMMA_PATH", "/elsewhere/diffusiongemma-26B-A4B-it")
+    weights = tmp_path / "diffusiongemma-26B-A4B-it"
+    for name in ("config.json", "generation_config.json"):
+        write(weights / name, "{}")
+    monkeypatch.setenv("GRADER_DIFFUSIONGEMMA_PATH", str(weights))
     assets, _ = handles_for(cat.get("418-full-inference").meta, SANDBOX_ASSETS)
-    assert assets[BUNDLED_NAME] == Path("/elsewhere/diffusiongemma-26B-A4B-it")
+    assert assets[BUNDLED_NAME] == weights.resolve()
+
+
+def test_a_model_path_without_a_model_fails_the_grading_and_names_the_setting(monkeypatch, tmp_path):
+    from runner.grading.lifecycle import submit
+    from runner.grading.pipeline import GradingError
+    from runner.records.gradebook import Gradebook
+
+    write(tmp_path / "weights" / "config.json", "{}")  # no generation_config.json
+    monkeypatch.setenv("GRADER_DIFFUSIONGEMMA_PATH", str(tmp_path / "weights"))
+    book = Gradebook(f"sqlite:///{tmp_path / 'book.db'}")
+    pdir = Catalogue(ROOT).get("418-full-inference")
+    with pytest.raises(GradingError) as err:
+        submit(pdir, pdir.solution_file, book)
+    assert str(err.value) == (f"{(tmp_path / 'weights').resolve()}: no generation_config.json; GRADER_DIFFUSIONGEMMA_PATH="
+                              f"{tmp_path / 'weights'} must name a model folder as save_pretrained writes it")
+    (row,) = book.history()
+    assert row.status == "failed", "the installation's fault: the submission is not graded, and not lost"
 
 
 def test_a_gpu_problem_never_moves_to_the_cpu_unasked(monkeypatch):
