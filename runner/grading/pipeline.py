@@ -65,7 +65,7 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
     if collector.problems:
         raise GradingError("the tests could not run:\n" + "\n".join(collector.problems))
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.tests:
-        raise GradingError(f"pytest ended with {code!r} and {len(collector.tests)} results")
+        raise GradingError(context.error or f"pytest ended with {code!r} and {len(collector.tests)} results")
     return collector.tests, context
 
 

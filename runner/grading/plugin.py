@@ -35,6 +35,7 @@ class GradingContext:
         self.pool = pool
         self.timing: dict[str, float] = {}  # filled in at the end: the sandbox's time, for sizing limits
         self.device = ""  # where the problem's handles ran, once the submission is set up
+        self.error = ""  # what went wrong setting the submission up, when pytest could not even start
 
 
 def pytest_addoption(parser):
@@ -77,7 +78,11 @@ class GraderFixtures:
     def pytest_sessionstart(self, session):
         """Start the sandboxed process before collection so its start-up overlaps ours."""
         if self.problem_dir is not None and self.config.getoption("backend") != "inprocess":
-            self.open_submission()
+            try:
+                self.open_submission()
+            except Exception as exc:  # pytest reports it as an internal error: keep the words for the caller
+                self.context.error = f"setting up the submission failed: {type(exc).__name__}: {exc}"[:2000]
+                raise
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item):

@@ -195,6 +195,11 @@ def test_a_model_path_without_a_model_fails_the_grading_and_names_the_setting(mo
                               f"{tmp_path / 'weights'} must name a model folder as save_pretrained writes it")
     (row,) = book.history()
     assert row.status == "failed", "the installation's fault: the submission is not graded, and not lost"
+    # a folder with both files but no model in them: pytest cannot start; its reason still reaches the caller
+    write(tmp_path / "weights" / "generation_config.json", "{}")
+    with pytest.raises(GradingError, match=r"^setting up the submission failed: KeyError: 'text_config'$"):
+        submit(pdir, pdir.solution_file, book)
+    assert [r.status for r in book.history()] == ["failed", "failed"]
 
 
 def test_a_gpu_problem_never_moves_to_the_cpu_unasked(monkeypatch):
