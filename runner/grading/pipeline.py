@@ -12,12 +12,11 @@ import pytest
 
 from runner.handles import GPUUnavailable, HandleUnavailable, check_handles, handle_device
 from runner.grading.plugin import GradingContext
-from runner.grading.submission import digest, read_submission
+from runner.grading.submission import digest
 from runner.grading.verdicts import VerdictCollector
 from runner.problems.catalogue import ProblemDir
 from runner.records.results import Result, TestResult
 from runner.sandbox.backends import SandboxUnavailable, get_backend
-from runner.sandbox.failures import SubmissionInvalid
 from runner.sandbox.pool import SandboxPool
 
 log = logging.getLogger(__name__)
@@ -27,14 +26,6 @@ class GradingError(RuntimeError):
     """The grader itself could not grade (broken tests, no sandbox); never the solver's fault."""
 
 
-def module_lines(submission: Path) -> int:
-    """Lines of the module graded from `submission` (a notebook's cells joined); 0 when it cannot be read."""
-    try:
-        return len(read_submission(submission).code.splitlines())
-    except SubmissionInvalid:
-        return 0
-
-
 def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path],
               limits: dict | None = None, pool: SandboxPool | None = None,
               first_failure: bool = False) -> tuple[list[TestResult], GradingContext]:
@@ -42,7 +33,8 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
     and the run's context: the time the solver's code took in the sandbox (its slowest call, all
     calls) and the device the problem's handles ran on.
     `first_failure` stops at the first test that fails (the tests after it get no result)."""
-    collector = VerdictCollector(pdir.grader_dir, module_lines(submission))
+    context = GradingContext(pool)
+    collector = VerdictCollector(pdir.grader_dir, context)
     overrides = [f"--limit={k}={v}" for k, v in (limits or {}).items()]
     args = [str(p) for p in paths if p.exists()] + overrides + [
         "-p", "runner.grading.plugin", "--submission", str(submission), "--backend", backend,
@@ -60,7 +52,6 @@ def run_tests(pdir: ProblemDir, submission: Path, backend: str, paths: list[Path
         check_handles(pdir.meta)
     except (GPUUnavailable, HandleUnavailable) as exc:
         raise GradingError(str(exc)) from None
-    context = GradingContext(pool)
     code = pytest.main(args, plugins=[collector, context])
     if collector.problems:
         raise GradingError("the tests could not run:\n" + "\n".join(collector.problems))

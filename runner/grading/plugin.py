@@ -36,6 +36,7 @@ class GradingContext:
         self.timing: dict[str, float] = {}  # filled in at the end: the sandbox's time, for sizing limits
         self.device = ""  # where the problem's handles ran, once the submission is set up
         self.error = ""  # what went wrong setting the submission up, when pytest could not even start
+        self.file_lines = 0  # of the graded module, once read: a hidden verdict names no line past them
 
 
 def pytest_addoption(parser):
@@ -147,6 +148,7 @@ class GraderFixtures:
             source = read_submission(self.submission_path(), [f.name for f in meta.functions])
         except SubmissionInvalid as exc:
             return InvalidSubmissionProxy(exc.message)
+        self.context.file_lines = len(source.code.splitlines())
         backend = self.config.getoption("backend")
         if backend == "inprocess":
             self._tmp = tempfile.TemporaryDirectory(prefix="grader-submission-")

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from runner.records.results import TestResult
 from runner.sandbox.backends import SandboxUnavailable
 from runner.sandbox.failures import SolverFailure
+
+if TYPE_CHECKING:
+    from runner.grading.plugin import GradingContext
 
 # Failures that crossed the submission proxy during one test, in the order they happened.
 OBSERVED = pytest.StashKey[list]()
@@ -57,9 +61,9 @@ def hidden_failure_text(exc: SolverFailure, file_lines: int) -> str:
 class VerdictCollector:
     """pytest plugin that turns each test's outcome into a verdict."""
 
-    def __init__(self, hidden_root: Path, file_lines: int = 0):
+    def __init__(self, hidden_root: Path, context: GradingContext | None = None):
         self.hidden_root = hidden_root.resolve()
-        self.file_lines = file_lines  # of the graded module: a hidden verdict names no line past them
+        self.context = context  # the run's: how many lines the graded module has, once it is read
         self.tests: list[TestResult] = []
         self.problems: list[str] = []  # the tests' own faults: grading cannot go on
 
@@ -121,7 +125,8 @@ class VerdictCollector:
             self.problems.append(str(exc))  # the grader's failure: no verdict against the solver
         elif isinstance(exc, SolverFailure):
             full = "\n".join(p for p in (exc.message, exc.detail) if p)
-            self.add(item, exc.verdict, hidden_failure_text(exc, self.file_lines) if hidden and not exc.at_load else full)
+            lines = self.context.file_lines if self.context else 0
+            self.add(item, exc.verdict, hidden_failure_text(exc, lines) if hidden and not exc.at_load else full)
         elif isinstance(exc, AssertionError):
             # runner.testing's checks carry a second text without the solver's values for hidden tests
             text = (getattr(exc, "hidden_message", None) or author_message(exc)) if hidden else str(exc)
